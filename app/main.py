@@ -1,0 +1,98 @@
+"""The ASGI app: `create_app()` and the lifespan that owns every long-lived resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.config import Settings, load_settings
+from app.db import create_engine, create_session_factory, run_migrations
+from app.errors import install_error_handlers
+from app.limits import BodySizeLimit
+from app.models import utcnow
+from app.routers import client_logs, clients, ingest, ops, tokens
+from app.services.tokens import ensure_bootstrap_token
+from app.state import AppState
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Monitoring for fleets of digital-signage displays.
+
+Displays publish heartbeats, logs, health and screenshots over MQTT (or HTTP); this API serves the
+monitoring overview, logs, error summaries and screenshots. Send `Authorization: Bearer <token>`.
+"""
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=False)
+    logging.getLogger().setLevel(level)
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    """Build the app; `settings` and `clock` are injectable for tests."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.LOG_LEVEL)
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        settings.screenshots_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.database_url)
+        state = AppState(settings=settings, engine=engine, session_factory=create_session_factory(engine), clock=clock)
+        app.state.monitor = state
+        try:
+            if settings.AUTO_MIGRATE:
+                await run_migrations(engine)
+            async with state.session_factory() as session, session.begin():
+                await ensure_bootstrap_token(
+                    session,
+                    initial_secret=settings.INITIAL_SUPERADMIN_TOKEN,
+                    token_file=settings.initial_token_path,
+                    now=state.now(),
+                )
+            yield
+        finally:
+            for task in state.tasks:
+                task.cancel()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Infoscreen Monitor",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_screenshot_bytes=settings.MAX_SCREENSHOT_BYTES)
+    for module in (ops, tokens, client_logs, clients, ingest):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema with our error contract: no 422 (bad input is a 400 `{"error"}`)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema
+
+
+def __getattr__(name: str) -> Any:
+    """`app.main:app` for uvicorn, built on first access so importing this module has no side effects."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,182 @@
+"""SQLModel tables (SPEC §2). API shapes live in `app.schemas`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
+PROCESS_STATUSES = ("running", "crashed", "starting", "stopped")
+SCREEN_HEALTH_STATUSES = ("OK", "BLACK", "FROZEN", "UNKNOWN")
+SCREENSHOT_TYPES = ("periodic", "event_start", "event_stop")
+PRIORITY_SCREENSHOT_TYPES = ("event_start", "event_stop")
+ROLES = ("device", "user", "editor", "admin", "superadmin")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on every backend.
+
+    SQLite keeps naive text, so values are stored as naive UTC there (string order is time order)
+    and get their `+00:00` back when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class ClientGroup(SQLModel, table=True):
+    __tablename__ = "client_groups"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(100), nullable=False, unique=True))
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "clients"
+
+    uuid: str = Field(sa_column=Column(String(64), primary_key=True))
+    hostname: str | None = Field(default=None, max_length=255)
+    description: str | None = Field(default=None, max_length=255)
+    ip: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=255)
+    group_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("client_groups.id", ondelete="SET NULL"), index=True),
+    )
+    registration_time: datetime | None = _utc_column()
+    last_alive: datetime | None = _utc_column()
+    is_active: bool = Field(default=True)
+    # Set by `offline` on the status topic (MQTT last will); a later heartbeat outranks it.
+    offline_announced_at: datetime | None = _utc_column()
+
+    current_event_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    current_process: str | None = Field(default=None, max_length=255)
+    process_status: str | None = Field(default=None, max_length=16)
+    process_pid: int | None = Field(default=None, sa_column=Column(BigInteger))
+    screen_health_status: str | None = Field(default=None, max_length=16)
+
+    last_screenshot_analyzed: datetime | None = _utc_column()
+    last_screenshot_hash: str | None = Field(default=None, max_length=64)
+    latest_screenshot_type: str | None = Field(default=None, max_length=16)
+    latest_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_priority_screenshot_type: str | None = Field(default=None, max_length=16)
+    last_priority_received_at: datetime | None = _utc_column()
+    last_priority_screenshot_hash: str | None = Field(default=None, max_length=64)
+    last_priority_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class ClientLog(SQLModel, table=True):
+    __tablename__ = "client_logs"
+    __table_args__ = (
+        Index("ix_client_logs_client_timestamp", "client_uuid", "timestamp"),
+        Index("ix_client_logs_client_level_timestamp", "client_uuid", "level", "timestamp"),
+        Index("ix_client_logs_level_timestamp", "level", "timestamp"),
+        Index("ix_client_logs_timestamp", "timestamp"),
+        Index("uq_client_logs_client_message_id", "client_uuid", "message_id", unique=True),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    timestamp: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    level: str = Field(sa_column=Column(String(5), nullable=False))
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    # Compact JSON text of the context object, or NULL when there is none.
+    context: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    message_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class LogCountHourly(SQLModel, table=True):
+    """Exact per-client, per-level log counts by UTC hour, kept in step with `client_logs`."""
+
+    __tablename__ = "log_counts_hourly"
+
+    bucket_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), primary_key=True, index=True)
+    )
+    level: str = Field(sa_column=Column(String(5), primary_key=True))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LogTotal(SQLModel, table=True):
+    """Exact all-time log count per level, so `/test` never counts the log table."""
+
+    __tablename__ = "log_totals"
+
+    level: str = Field(sa_column=Column(String(5), primary_key=True))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Screenshot(SQLModel, table=True):
+    __tablename__ = "screenshots"
+    __table_args__ = (Index("ix_screenshots_client_received", "client_uuid", "received_at", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    screenshot_type: str = Field(sa_column=Column(String(16), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    captured_at: datetime | None = _utc_column()
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+    size: int = Field(sa_column=Column(Integer, nullable=False))
+    format: str = Field(sa_column=Column(String(8), nullable=False))
+    filename: str = Field(sa_column=Column(String(255), nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    role: str = Field(sa_column=Column(String(16), nullable=False))
+    client_uuid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    last_used_at: datetime | None = _utc_column()
+    revoked: bool = Field(default=False)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,53 @@
+"""Liveness and readiness probes (SPEC §10)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from app.deps import StateDep
+from app.routers.common import json_response
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["operations"])
+
+
+class Healthz(BaseModel):
+    status: Literal["ok"]
+
+
+class Readyz(BaseModel):
+    database: Literal["ok", "error"]
+    mqtt: Literal["connected", "disconnected", "disabled"]
+
+
+@router.get("/healthz", operation_id="ops_healthz", response_model=Healthz)
+async def healthz() -> Response:
+    """The process serves."""
+    return json_response({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    operation_id="ops_readyz",
+    response_model=Readyz,
+    responses={503: {"model": Readyz, "description": "The database does not answer"}},
+)
+async def readyz(state: StateDep) -> Response:
+    """200 while the database answers (a broker outage only shows in the body)."""
+    database = "ok"
+    try:
+        async with state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:  # any failure means "not ready"; the reason goes to the log
+        logger.warning("readiness check: database does not answer", exc_info=True)
+        database = "error"
+    if not state.mqtt.enabled:
+        mqtt = "disabled"
+    else:
+        mqtt = "connected" if state.mqtt.connected else "disconnected"
+    return json_response({"database": database, "mqtt": mqtt}, status_code=200 if database == "ok" else 503)

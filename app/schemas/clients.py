@@ -1,0 +1,64 @@
+"""Client and group management shapes (snake_case)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ClientRead(BaseModel):
+    uuid: str
+    hostname: str | None
+    description: str | None
+    ip: str | None
+    model: str | None
+    group_id: int | None
+    group_name: str | None
+    registration_time: datetime | None
+    last_alive: datetime | None
+    is_active: bool
+    is_alive: bool
+    status: str = Field(examples=["healthy"], description="offline, critical, warning or healthy (last 24 h)")
+    current_event_id: int | None
+    current_process: str | None
+    process_status: str | None
+    process_pid: int | None
+    screen_health_status: str | None
+    last_screenshot_analyzed: datetime | None
+    last_screenshot_hash: str | None
+    latest_screenshot_type: str | None
+    last_priority_screenshot_type: str | None
+    last_priority_received_at: datetime | None
+    last_priority_screenshot_hash: str | None
+
+
+class ClientList(BaseModel):
+    clients: list[ClientRead]
+    count: int
+
+
+class ClientUpdate(BaseModel):
+    """Any of these; `group_id: null` ungroups the client."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"description": "Lobby", "group_id": 1}]})
+
+    description: str | None = Field(default=None, max_length=255)
+    group_id: int | None = Field(default=None, ge=1, lt=2**31)
+    is_active: bool | None = None
+
+
+class GroupRead(BaseModel):
+    id: int
+    name: str
+    client_count: int
+
+
+class GroupList(BaseModel):
+    groups: list[GroupRead]
+
+
+class GroupWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Main building"}]})
+
+    name: str = Field(min_length=1, max_length=100)

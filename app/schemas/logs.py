@@ -1,0 +1,136 @@
+"""Response shapes of `/api/client-logs` (SPEC §9)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LogEntry(BaseModel):
+    id: int
+    timestamp: datetime
+    level: str = Field(examples=["ERROR"])
+    message: str
+    context: dict[str, Any] = Field(examples=[{"source": "player", "retry_count": 1}])
+
+
+class LogEntryWithClient(LogEntry):
+    client_uuid: str
+
+
+class ClientLogsRead(BaseModel):
+    client_uuid: str
+    logs: list[LogEntry]
+    count: int
+    limit: int
+
+
+class LevelCountsRead(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    ERROR: int
+    WARN: int
+    INFO: int
+    DEBUG: int
+
+
+class ClientInfo(BaseModel):
+    hostname: str | None = None
+    description: str | None = None
+
+
+class ClientSummary(BaseModel):
+    counts: LevelCountsRead
+    info: ClientInfo
+
+
+class SummaryRead(BaseModel):
+    summary: dict[str, ClientSummary]
+    period_hours: int
+    since: datetime
+    timestamp: datetime
+
+
+class RecentErrorsRead(BaseModel):
+    errors: list[LogEntryWithClient]
+    count: int
+
+
+class TestCounts(BaseModel):
+    ERROR: int
+    WARN: int
+    INFO: int
+
+
+class RecentLog(BaseModel):
+    client_uuid: str
+    level: str
+    message: str
+    timestamp: datetime
+
+
+class TestRead(BaseModel):
+    status: str = Field(examples=["ok"])
+    infrastructure: str = Field(examples=["working"])
+    total_logs: int
+    counts: TestCounts
+    recent_5: list[RecentLog]
+
+
+class OverviewSummary(BaseModel):
+    totalClients: int
+    onlineClients: int
+    offlineClients: int
+    healthyClients: int
+    warningClients: int
+    criticalClients: int
+    errorLogs: int
+    warnLogs: int
+    activePriorityScreenshots: int
+
+
+class OverviewLogCounts(BaseModel):
+    error: int
+    warn: int
+    info: int
+    debug: int
+
+
+class OverviewClient(BaseModel):
+    uuid: str
+    hostname: str | None
+    description: str | None
+    ip: str | None
+    model: str | None
+    groupId: int | None
+    groupName: str | None
+    registrationTime: datetime | None
+    lastAlive: datetime | None
+    isAlive: bool
+    status: str = Field(examples=["healthy"])
+    currentEventId: int | None
+    currentProcess: str | None
+    processStatus: str | None
+    processPid: int | None
+    screenHealthStatus: str | None
+    lastScreenshotAnalyzed: datetime | None
+    lastScreenshotHash: str | None
+    latestScreenshotType: str = Field(examples=["periodic"])
+    priorityScreenshotType: str | None
+    priorityScreenshotReceivedAt: datetime | None
+    hasActivePriorityScreenshot: bool
+    screenshotUrl: str
+    logCounts24h: OverviewLogCounts
+    latestLog: LogEntry | None
+    latestError: LogEntry | None
+
+
+class OverviewRead(BaseModel):
+    summary: OverviewSummary
+    periodHours: int
+    gracePeriodSeconds: int
+    since: datetime
+    timestamp: datetime
+    clients: list[OverviewClient]

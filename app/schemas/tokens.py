@@ -1,0 +1,44 @@
+"""API token shapes (SPEC §4). A secret appears in one response only: the creation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["device", "user", "editor", "admin", "superadmin"]
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "lobby-display", "role": "device", "client_uuid": "lobby-1"}]},
+    )
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Role
+    client_uuid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class TokenRead(BaseModel):
+    id: int
+    name: str
+    role: str
+    client_uuid: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreated(BaseModel):
+    id: int
+    name: str
+    role: str
+    client_uuid: str | None
+    created_at: datetime
+    token: str = Field(description="The secret: shown this once, stored only as its SHA-256.")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenRead]

@@ -1,0 +1,160 @@
+"""The one place that applies what a display sends, whether it came over MQTT or HTTP (SPEC §6).
+
+Functions here never commit: the caller's unit of work does (the HTTP session dependency, or the
+MQTT batch writer), so a batch is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.db import dialect_insert
+from app.errors import BadRequest
+from app.models import Client, ClientLog, LogCountHourly, LogTotal
+from app.schemas.ingest import LogRecord
+
+UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Rows per INSERT: keeps every statement under both backends' bound-parameter limits.
+_ROWS_PER_STATEMENT = 1000
+
+
+def valid_uuid(value: str) -> bool:
+    return UUID_PATTERN.fullmatch(value) is not None
+
+
+def check_uuid(value: str) -> str:
+    """The uuid, or 400 before it touches the database or the disk."""
+    if not valid_uuid(value):
+        raise BadRequest("Invalid client uuid")
+    return value
+
+
+def hour_bucket(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, now: datetime) -> None:
+    """Register unknown uuids (`registration_time = now`, active); known ones are left alone."""
+    rows = [{"uuid": uuid, "registration_time": now, "is_active": True} for uuid in sorted(set(client_uuids))]
+    insert = dialect_insert(session)
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        await session.execute(
+            insert(Client)
+            .values(rows[start : start + _ROWS_PER_STATEMENT])
+            .on_conflict_do_nothing(index_elements=["uuid"])
+        )
+
+
+async def record_heartbeat(
+    session: AsyncSession, *, client_uuid: str, fields: Mapping[str, Any], now: datetime
+) -> None:
+    """Mark the display alive now and update only the fields it sent; registers it if new."""
+    values = {**fields, "last_alive": now}
+    insert = dialect_insert(session)
+    statement = insert(Client).values(uuid=client_uuid, registration_time=now, is_active=True, **values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["uuid"], set_={name: statement.excluded[name] for name in values}
+        )
+    )
+
+
+async def record_health(session: AsyncSession, *, client_uuid: str, fields: Mapping[str, Any], now: datetime) -> None:
+    """Health counts as a sign of life (SPEC §6), so it is a heartbeat with health fields."""
+    await record_heartbeat(session, client_uuid=client_uuid, fields=fields, now=now)
+
+
+async def record_status(session: AsyncSession, *, client_uuid: str, online: bool, now: datetime) -> None:
+    """`offline` (the MQTT last will) makes the display offline until its next heartbeat."""
+    await ensure_clients(session, [client_uuid], now=now)
+    if not online:
+        await session.execute(update(Client).where(col(Client.uuid) == client_uuid).values(offline_announced_at=now))
+
+
+def _context_text(context: Mapping[str, Any] | None) -> str | None:
+    if not context:
+        return None if context is None else "{}"
+    return json.dumps(context, separators=(",", ":"), ensure_ascii=False)
+
+
+async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime) -> int:
+    """Store log lines of one or many displays; a repeated `message_id` is accepted and ignored.
+
+    Keeps the hourly rollup and the per-level totals in step with what was really inserted.
+    Returns how many entries were accepted (repeats included). Logs do not touch `last_alive`.
+    """
+    if not entries:
+        return 0
+    await ensure_clients(session, (uuid for uuid, _ in entries), now=now)
+    rows = [
+        {
+            "client_uuid": uuid,
+            "timestamp": record.timestamp or now,
+            "level": record.level,
+            "message": record.message,
+            "context": _context_text(record.context),
+            "message_id": record.message_id,
+        }
+        for uuid, record in entries
+    ]
+    insert = dialect_insert(session)
+    inserted: list[Row[Any]] = []
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        statement = (
+            insert(ClientLog)
+            .values(rows[start : start + _ROWS_PER_STATEMENT])
+            .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
+            .returning(col(ClientLog.client_uuid), col(ClientLog.timestamp), col(ClientLog.level))
+        )
+        inserted.extend((await session.execute(statement)).all())
+    await adjust_log_counts(
+        session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
+    )
+    return len(entries)
+
+
+async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetime, str, str], int]) -> None:
+    """Add (or, negative, remove) counts in the hourly rollup and the totals.
+
+    Rows are written in key order so concurrent writers lock them in the same order (no deadlock).
+    """
+    hourly = sorted((key, delta) for key, delta in deltas.items() if delta)
+    if not hourly:
+        return
+    insert = dialect_insert(session)
+    for start in range(0, len(hourly), _ROWS_PER_STATEMENT):
+        chunk = hourly[start : start + _ROWS_PER_STATEMENT]
+        statement = insert(LogCountHourly).values(
+            [
+                {"bucket_start": bucket, "client_uuid": uuid, "level": level, "count": delta}
+                for (bucket, uuid, level), delta in chunk
+            ]
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["bucket_start", "client_uuid", "level"],
+                set_={"count": col(LogCountHourly.count) + statement.excluded["count"]},
+            )
+        )
+    totals: Counter[str] = Counter()
+    for (_, _, level), delta in hourly:
+        totals[level] += delta
+    total_rows = [{"level": level, "count": delta} for level, delta in sorted(totals.items()) if delta]
+    if not total_rows:
+        return
+    statement = insert(LogTotal).values(total_rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["level"],
+            set_={"count": col(LogTotal.count) + statement.excluded["count"]},
+        )
+    )

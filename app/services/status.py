@@ -1,0 +1,47 @@
+"""Pure status rules (SPEC §8). Every function takes `now`; nothing here touches I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Literal
+
+Status = Literal["offline", "critical", "warning", "healthy"]
+
+
+def is_alive(
+    *,
+    is_active: bool,
+    last_alive: datetime | None,
+    offline_announced_at: datetime | None,
+    now: datetime,
+    grace_seconds: int,
+) -> bool:
+    """Active, heard from within the grace period, and no `offline` announced since that heartbeat."""
+    if not is_active or last_alive is None:
+        return False
+    if now - last_alive > timedelta(seconds=grace_seconds):
+        return False
+    return offline_announced_at is None or offline_announced_at < last_alive
+
+
+def client_status(
+    *,
+    alive: bool,
+    process_status: str | None,
+    screen_health_status: str | None,
+    log_counts: Mapping[str, int],
+) -> Status:
+    """offline, then critical, then warning, then healthy; log counts are over the request's window."""
+    if not alive:
+        return "offline"
+    if process_status == "crashed" or screen_health_status in ("BLACK", "FROZEN") or log_counts.get("ERROR", 0) > 0:
+        return "critical"
+    if process_status in ("starting", "stopped") or log_counts.get("WARN", 0) > 0:
+        return "warning"
+    return "healthy"
+
+
+def priority_active(received_at: datetime | None, *, now: datetime, ttl_seconds: int) -> bool:
+    """A priority screenshot stays active for the TTL after it arrived (server clock)."""
+    return received_at is not None and now - received_at <= timedelta(seconds=ttl_seconds)

@@ -1,0 +1,119 @@
+"""API tokens: creation, lookup by hash, revocation and the first-start bootstrap (SPEC §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.errors import BadRequest, NotFound
+from app.models import ROLES, ApiToken
+from app.services.ingest import valid_uuid
+
+logger = logging.getLogger(__name__)
+
+# last_used_at is refreshed at most this often, so reads do not turn into writes.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+_BOOTSTRAP_LOCK_ID = 7_140_222
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def role_rank(role: str) -> int:
+    return ROLES.index(role)
+
+
+def new_secret() -> str:
+    """48 random bytes, URL-safe: well above the 32 bytes of entropy SPEC §4 asks for."""
+    return secrets.token_urlsafe(48)
+
+
+async def create_token(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str,
+    client_uuid: str | None,
+    now: datetime,
+    secret: str | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token and its secret (the only time the secret exists outside the caller)."""
+    if role not in ROLES:
+        raise BadRequest(f"Invalid role: {role}. Must be one of {', '.join(ROLES)}")
+    if client_uuid is not None and not valid_uuid(client_uuid):
+        raise BadRequest("Invalid client uuid")
+    secret = secret or new_secret()
+    token = ApiToken(name=name, role=role, client_uuid=client_uuid, token_hash=hash_secret(secret), created_at=now)
+    session.add(token)
+    await session.flush()
+    return token, secret
+
+
+async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
+    return (await session.execute(select(ApiToken).order_by(col(ApiToken.id)))).scalars().all()
+
+
+async def revoke_token(session: AsyncSession, *, token_id: int) -> ApiToken:
+    token = await session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound("Token not found")
+    token.revoked = True
+    await session.flush()
+    return token
+
+
+async def authenticate(session: AsyncSession, *, secret: str, now: datetime) -> ApiToken | None:
+    """The live token for this secret, or None (unknown or revoked)."""
+    token = (
+        await session.execute(select(ApiToken).where(col(ApiToken.token_hash) == hash_secret(secret)))
+    ).scalar_one_or_none()
+    if token is None or token.revoked:
+        return None
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
+    return token
+
+
+async def ensure_bootstrap_token(
+    session: AsyncSession, *, initial_secret: str | None, token_file: Path, now: datetime
+) -> Path | None:
+    """Make sure someone can log in on a first start. Returns the token file when one was written."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _BOOTSTRAP_LOCK_ID})
+    if initial_secret:
+        exists = await session.scalar(
+            select(col(ApiToken.id)).where(col(ApiToken.token_hash) == hash_secret(initial_secret))
+        )
+        if exists is None:
+            await create_token(
+                session, name="initial-superadmin", role="superadmin", client_uuid=None, now=now, secret=initial_secret
+            )
+            logger.info("created the superadmin token given by INITIAL_SUPERADMIN_TOKEN")
+        return None
+    if await session.scalar(select(func.count()).select_from(ApiToken)):
+        return None
+    _, secret = await create_token(session, name="initial-superadmin", role="superadmin", client_uuid=None, now=now)
+    write_secret_file(token_file, secret)
+    logger.warning("no API token existed: created a superadmin token, its secret is in %s (mode 0600)", token_file)
+    return token_file
+
+
+def write_secret_file(path: Path, secret: str) -> None:
+    """Write the secret readable by the owner only, from the first byte on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (secret + "\n").encode())
+    finally:
+        os.close(fd)

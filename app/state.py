@@ -1,0 +1,35 @@
+"""The typed state the lifespan builds and every request reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.models import utcnow
+
+
+@dataclass
+class MqttState:
+    """What `/readyz` and `/metrics` report about the broker connection."""
+
+    enabled: bool = False
+    connected: bool = False
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    clock: Callable[[], datetime] = utcnow
+    mqtt: MqttState = field(default_factory=MqttState)
+    # Long-lived tasks the lifespan started; kept so their exceptions are never lost.
+    tasks: list[Any] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        return self.clock()
