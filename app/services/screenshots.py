@@ -1,15 +1,209 @@
-"""Screenshot files and metadata (SPEC §7)."""
+"""Screenshot files and metadata (SPEC §7).
+
+`store_screenshot` is the one place that applies a screenshot, whether it came over MQTT or HTTP.
+It never commits: the caller commits, then deletes the pruned history files (`files_to_delete`);
+if the caller's transaction rolls back instead, it deletes `written_file`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import aiofiles
 import aiofiles.os
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.config import Settings
+from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Screenshot
+from app.services.ingest import check_uuid, record_heartbeat
 
 logger = logging.getLogger(__name__)
+
+MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+_EXTENSIONS = {"jpeg": "jpg", "png": "png"}
+_TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class StoredScreenshot:
+    id: int
+    client_uuid: str
+    hash: str
+    screenshot_type: str
+    received_at: datetime
+    # The new file's name: the caller deletes it if its transaction rolls back.
+    written_file: str
+    # History files pruned in this session: the caller deletes them after its commit.
+    files_to_delete: list[str]
+
+
+def detect_image_format(data: bytes) -> str | None:
+    """`jpeg` or `png` by the file's magic bytes, else None (the Content-Type is not trusted)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    return None
+
+
+def check_screenshot(*, settings: Settings, image: bytes, screenshot_type: str) -> str:
+    """The image's format, or the 400 / 413 / 415 that refuses it."""
+    if screenshot_type not in SCREENSHOT_TYPES:
+        raise BadRequest(f"Invalid screenshot_type: must be one of {', '.join(SCREENSHOT_TYPES)}")
+    if len(image) > settings.MAX_SCREENSHOT_BYTES:
+        raise PayloadTooLarge(f"Screenshot too large: at most {settings.MAX_SCREENSHOT_BYTES} bytes")
+    image_format = detect_image_format(image)
+    if image_format is None:
+        raise UnsupportedMediaType("Unsupported media type: the screenshot must be a JPEG or PNG image")
+    return image_format
+
+
+async def write_atomically(directory: Path, filename: str, data: bytes) -> None:
+    """Write to a temporary name in the same directory, then rename: readers never see half a file."""
+    temporary = directory / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    try:
+        async with aiofiles.open(temporary, "wb") as handle:
+            await handle.write(data)
+        await aiofiles.os.replace(temporary, directory / filename)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            await aiofiles.os.remove(temporary)
+        raise
+
+
+async def store_screenshot(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    client_uuid: str,
+    image: bytes,
+    screenshot_type: str,
+    captured_at: datetime | None,
+    now: datetime,
+) -> StoredScreenshot:
+    """Validate, write the file, record the row and the client's metadata, prune the history.
+
+    Four statements whatever the history length. A screenshot is a sign of life (`last_alive = now`).
+    """
+    check_uuid(client_uuid)
+    image_format = check_screenshot(settings=settings, image=image, screenshot_type=screenshot_type)
+    digest = hashlib.sha256(image).hexdigest()
+    # Server-generated name only: nothing the display sent goes into a path.
+    filename = f"{uuid.uuid4().hex}.{_EXTENSIONS[image_format]}"
+    directory = settings.screenshots_dir
+    await aiofiles.os.makedirs(directory, exist_ok=True)
+    await write_atomically(directory, filename, image)
+    try:
+        stored_id, pruned = await _record(
+            session,
+            settings=settings,
+            client_uuid=client_uuid,
+            screenshot_type=screenshot_type,
+            digest=digest,
+            size=len(image),
+            image_format=image_format,
+            filename=filename,
+            captured_at=captured_at,
+            now=now,
+        )
+    except BaseException:
+        await delete_files(directory, [filename])
+        raise
+    return StoredScreenshot(
+        id=stored_id,
+        client_uuid=client_uuid,
+        hash=digest,
+        screenshot_type=screenshot_type,
+        received_at=now,
+        written_file=filename,
+        files_to_delete=pruned,
+    )
+
+
+async def _record(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    client_uuid: str,
+    screenshot_type: str,
+    digest: str,
+    size: int,
+    image_format: str,
+    filename: str,
+    captured_at: datetime | None,
+    now: datetime,
+) -> tuple[int, list[str]]:
+    priority = screenshot_type in PRIORITY_SCREENSHOT_TYPES
+    fields: dict[str, object] = {
+        "last_screenshot_hash": digest,
+        "last_screenshot_analyzed": now,
+        "latest_screenshot_type": screenshot_type,
+    }
+    if priority:
+        fields |= {
+            "last_priority_screenshot_type": screenshot_type,
+            "last_priority_received_at": now,
+            "last_priority_screenshot_hash": digest,
+        }
+    # 1: register or update the client (this also locks its row, so one client's screenshots queue up).
+    await record_heartbeat(session, client_uuid=client_uuid, fields=fields, now=now)
+    # 2: the history row.
+    inserted = await session.execute(
+        insert(Screenshot)
+        .values(
+            client_uuid=client_uuid,
+            screenshot_type=screenshot_type,
+            received_at=now,
+            captured_at=captured_at,
+            hash=digest,
+            size=size,
+            format=image_format,
+            filename=filename,
+        )
+        .returning(col(Screenshot.id))
+    )
+    stored_id = inserted.scalar_one()
+    assert stored_id is not None
+    # 3: point the client at it; read back the latest priority id, which the pruning must keep.
+    ids: dict[str, object] = {"latest_screenshot_id": stored_id}
+    if priority:
+        ids["last_priority_screenshot_id"] = stored_id
+    priority_id = (
+        await session.execute(
+            update(Client)
+            .where(col(Client.uuid) == client_uuid)
+            .values(**ids)
+            .returning(col(Client.last_priority_screenshot_id))
+        )
+    ).scalar_one()
+    # 4: prune beyond the newest N, always keeping the latest and the latest priority screenshot.
+    keep = {stored_id} | ({int(priority_id)} if priority_id is not None else set())
+    newest = (
+        select(col(Screenshot.id))
+        .where(col(Screenshot.client_uuid) == client_uuid)
+        .order_by(col(Screenshot.received_at).desc(), col(Screenshot.id).desc())
+        .limit(settings.SCREENSHOT_HISTORY_PER_CLIENT)
+    )
+    pruned = await session.execute(
+        delete(Screenshot)
+        .where(
+            col(Screenshot.client_uuid) == client_uuid,
+            col(Screenshot.id).not_in(keep),
+            col(Screenshot.id).not_in(newest),
+        )
+        .returning(col(Screenshot.filename))
+    )
+    return stored_id, [str(name) for name in pruned.scalars().all()]
 
 
 async def delete_files(directory: Path, filenames: Iterable[str]) -> None:
