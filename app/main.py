@@ -15,8 +15,9 @@ from app.config import Settings, load_settings
 from app.db import create_engine, create_session_factory, run_migrations
 from app.errors import install_error_handlers
 from app.limits import BodySizeLimit
+from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, ingest, ops, tokens
+from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_screenshot_bytes=settings.MAX_SCREENSHOT_BYTES)
-    for module in (ops, tokens, client_logs, clients, ingest):
+    app.add_middleware(HttpMetrics)
+    for module in (ops, tokens, client_logs, clients, ingest, screenshots):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

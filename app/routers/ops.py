@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from app import metrics
 from app.deps import StateDep
 from app.routers.common import json_response
 
@@ -51,3 +52,16 @@ async def readyz(state: StateDep) -> Response:
     else:
         mqtt = "connected" if state.mqtt.connected else "disconnected"
     return json_response({"database": database, "mqtt": mqtt}, status_code=200 if database == "ok" else 503)
+
+
+@router.get(
+    "/metrics",
+    operation_id="ops_metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
+async def prometheus_metrics(state: StateDep) -> Response:
+    """Prometheus metrics: ingested messages, HTTP durations, displays by status, buffer depth."""
+    return Response(await metrics.render(state), media_type=metrics.CONTENT_TYPE)

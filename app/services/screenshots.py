@@ -18,12 +18,13 @@ from pathlib import Path
 
 import aiofiles
 import aiofiles.os
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.config import Settings
-from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.errors import BadRequest, ClientNotFound, NotFound, PayloadTooLarge, UnsupportedMediaType
 from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Screenshot
 from app.services.ingest import check_uuid, record_heartbeat
 
@@ -204,6 +205,85 @@ async def _record(
         .returning(col(Screenshot.filename))
     )
     return stored_id, [str(name) for name in pruned.scalars().all()]
+
+
+@dataclass(frozen=True)
+class ScreenshotFile:
+    """A stored screenshot to serve: its row and, for the priority path, whether it is the fallback."""
+
+    screenshot: Screenshot
+    fallback: bool = False
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.screenshot.format]
+
+
+async def latest_screenshot(session: AsyncSession, *, client_uuid: str, priority: bool) -> ScreenshotFile:
+    """The latest screenshot, or with `priority` the latest priority one (falling back to the latest).
+
+    One statement; 404 `Client not found` or `Screenshot not found`.
+    """
+    latest = aliased(Screenshot, name="latest")
+    latest_priority = aliased(Screenshot, name="latest_priority")
+    row = (
+        await session.execute(
+            select(col(Client.uuid), latest, latest_priority)
+            .outerjoin(latest, col(latest.id) == col(Client.latest_screenshot_id))
+            .outerjoin(latest_priority, col(latest_priority.id) == col(Client.last_priority_screenshot_id))
+            .where(col(Client.uuid) == client_uuid)
+        )
+    ).one_or_none()
+    if row is None:
+        raise ClientNotFound()
+    if priority and row[2] is not None:
+        return ScreenshotFile(row[2])
+    if row[1] is None:
+        raise NotFound("Screenshot not found")
+    return ScreenshotFile(row[1], fallback=priority)
+
+
+async def history_screenshot(session: AsyncSession, *, client_uuid: str, screenshot_id: int) -> ScreenshotFile:
+    """One screenshot of a client's history, by id (one statement)."""
+    row = (
+        await session.execute(
+            select(col(Client.uuid), Screenshot)
+            .outerjoin(
+                Screenshot,
+                and_(col(Screenshot.client_uuid) == col(Client.uuid), col(Screenshot.id) == screenshot_id),
+            )
+            .where(col(Client.uuid) == client_uuid)
+        )
+    ).one_or_none()
+    if row is None:
+        raise ClientNotFound()
+    if row[1] is None:
+        raise NotFound("Screenshot not found")
+    return ScreenshotFile(row[1])
+
+
+async def history(session: AsyncSession, *, client_uuid: str) -> list[Screenshot]:
+    """A client's screenshot history, newest first (one statement; 404 for an unknown client)."""
+    rows = (
+        await session.execute(
+            select(col(Client.uuid), Screenshot)
+            .outerjoin(Screenshot, col(Screenshot.client_uuid) == col(Client.uuid))
+            .where(col(Client.uuid) == client_uuid)
+            .order_by(col(Screenshot.received_at).desc(), col(Screenshot.id).desc())
+        )
+    ).all()
+    if not rows:
+        raise ClientNotFound()
+    return [row[1] for row in rows if row[1] is not None]
+
+
+async def read_file(directory: Path, filename: str) -> bytes:
+    """The stored bytes; a file pruned meanwhile by another request is a 404."""
+    try:
+        async with aiofiles.open(directory / Path(filename).name, "rb") as handle:
+            return await handle.read()
+    except FileNotFoundError:
+        raise NotFound("Screenshot not found") from None
 
 
 async def delete_files(directory: Path, filenames: Iterable[str]) -> None:
