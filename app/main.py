@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
 from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.services.retention import start_retention_task
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 
@@ -57,10 +59,12 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     token_file=settings.initial_token_path,
                     now=state.now(),
                 )
+            start_retention_task(state)
             yield
         finally:
             for task in state.tasks:
                 task.cancel()
+            await asyncio.gather(*state.tasks, return_exceptions=True)
             await engine.dispose()
 
     app = FastAPI(

@@ -1,0 +1,95 @@
+"""Log retention (SPEC §3 `LOG_RETENTION_DAYS`): old log rows go, the counts stay exact.
+
+Rows are deleted in batches, each its own short transaction, so the log table is never locked for
+long. Every batch takes back exactly what it deleted (`DELETE ... RETURNING`) from the hourly rollup
+and the totals, so two replicas running retention at once never count a row twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.models import ClientLog, LogCountHourly
+from app.services.ingest import adjust_log_counts, hour_bucket
+from app.state import AppState
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+# Let start-up (migrations, the MQTT connection) finish first; then once an hour.
+FIRST_RUN_DELAY_SECONDS = 300.0
+INTERVAL_SECONDS = 3600.0
+
+
+async def delete_logs_batch(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to `limit` logs older than `before` and take them out of the counts; never commits."""
+    expired = select(col(ClientLog.id)).where(col(ClientLog.timestamp) < before).limit(limit)
+    deleted = (
+        await session.execute(
+            delete(ClientLog)
+            .where(col(ClientLog.id).in_(expired))
+            .returning(col(ClientLog.client_uuid), col(ClientLog.timestamp), col(ClientLog.level))
+        )
+    ).all()
+    deltas = Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in deleted)
+    await adjust_log_counts(session, {key: -count for key, count in deltas.items()})
+    return len(deleted)
+
+
+async def drop_empty_buckets(session: AsyncSession, *, before: datetime) -> None:
+    """Remove rollup rows that retention brought to zero (only hours wholly before `before`)."""
+    await session.execute(
+        delete(LogCountHourly).where(
+            col(LogCountHourly.bucket_start) < hour_bucket(before), col(LogCountHourly.count) == 0
+        )
+    )
+
+
+async def delete_expired_logs(state: AppState, *, batch_size: int = BATCH_SIZE) -> int:
+    """Delete every log older than `LOG_RETENTION_DAYS`, one transaction per batch; returns how many."""
+    before = state.now() - timedelta(days=state.settings.LOG_RETENTION_DAYS)
+    total = 0
+    while True:
+        async with state.session_factory() as session, session.begin():
+            deleted = await delete_logs_batch(session, before=before, limit=batch_size)
+        total += deleted
+        if deleted < batch_size:
+            break
+        await asyncio.sleep(0)  # let requests in between batches
+    async with state.session_factory() as session, session.begin():
+        await drop_empty_buckets(session, before=before)
+    if total:
+        logger.info("log retention: deleted %d logs older than %s", total, before.isoformat())
+    return total
+
+
+async def run_periodically(
+    job: Callable[[], Awaitable[object]],
+    *,
+    first_delay: float = FIRST_RUN_DELAY_SECONDS,
+    interval: float = INTERVAL_SECONDS,
+    name: str = "log retention",
+) -> None:
+    """Run `job` after `first_delay`, then every `interval` seconds; a failure is logged, never fatal."""
+    await asyncio.sleep(first_delay)
+    while True:
+        try:
+            await job()
+        except Exception:  # the task must outlive a database outage; the next run retries
+            logger.exception("%s failed; retrying in %.0f s", name, interval)
+        await asyncio.sleep(interval)
+
+
+def start_retention_task(state: AppState) -> asyncio.Task[None]:
+    """Start the periodic retention task and keep it in `state.tasks` (the lifespan cancels it)."""
+    task = asyncio.create_task(run_periodically(lambda: delete_expired_logs(state)), name="log-retention")
+    state.tasks.append(task)
+    return task
