@@ -1,0 +1,314 @@
+"""The MQTT ingestion task (SPEC §6.1): connect, subscribe, batch, store, and only then acknowledge.
+
+Delivery is at-least-once without loss. aiomqtt acknowledges a QoS 1 message as soon as it is
+queued, so manual acknowledgement is switched on in the underlying paho client and every message
+is acknowledged only after the transaction holding it has committed (or, for a message that can
+never be stored, after it was dropped and counted). A crash in between leaves the message
+unacknowledged in the broker's persistent session (fixed client id, no clean start, a session
+expiry interval), which delivers it again; log `message_id`s make that repeat harmless.
+
+Backpressure: the CONNECT `ReceiveMaximum` bounds how many unacknowledged messages the broker
+sends us. That is the bounded in-memory buffer: while the database is slow or down nothing is
+acknowledged, so the broker stops sending and keeps the rest queued (its `max_queued_messages`).
+
+The topic table and payload validation live in `mqtt_topics.py`, the unit of work in `mqtt_batch.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
+from app.services.mqtt_batch import FileChanges, apply_actions
+from app.services.mqtt_topics import Action, Parsed, Rejected, parse_message, subscription_filters
+from app.services.screenshots import delete_files
+from app.state import AppState, MqttState
+
+logger = logging.getLogger(__name__)
+
+# The broker keeps our session (subscriptions and queued messages) this long while we are away.
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+# Unacknowledged QoS 1 messages the broker may have in flight to us: the in-memory buffer bound.
+RECEIVE_MAXIMUM = 200
+# A batch closes at this many messages, this many payload bytes, or this long after its first message.
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+BATCH_WINDOW_SECONDS = 0.01
+# A batch that fails with a "transient" error while the database answers is retried this often,
+# then treated as containing a poison message.
+TRANSIENT_ATTEMPTS = 5
+# Stages at which the (test-only) fault hook is called.
+BEFORE_COMMIT, AFTER_COMMIT = "before_commit", "after_commit"
+
+
+class AbortConnection(Exception):
+    """Raised by a fault hook to drop the broker connection without acknowledging (tests)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message as it arrived, with what it asks for (or why it is refused)."""
+
+    message: aiomqtt.Message
+    topic: str
+    result: Parsed | Rejected
+    size: int
+
+
+FaultHook = Callable[[str, Sequence[Received]], Awaitable[None]]
+
+
+def _count(kind: str, outcome: str, amount: int = 1) -> None:
+    MQTT_MESSAGES.labels(kind, outcome).inc(amount)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A database failure that retrying may cure (connection lost, lock timeout, deadlock)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
+
+
+class MqttIngest:
+    """One subscriber: reconnects forever, never dies on bad input; cancel the task to stop it."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+        mqtt_state: MqttState,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        receive_maximum: int = RECEIVE_MAXIMUM,
+        batch_window: float = BATCH_WINDOW_SECONDS,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.clock = clock
+        self.mqtt_state = mqtt_state
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.receive_maximum = receive_maximum
+        self.batch_window = batch_window
+        self.fault_hook = fault_hook
+        self._subscribed = False
+
+    @classmethod
+    def from_state(cls, state: AppState, **options: object) -> MqttIngest:
+        return cls(
+            settings=state.settings,
+            session_factory=state.session_factory,
+            clock=state.now,
+            mqtt_state=state.mqtt,
+            **options,  # type: ignore[arg-type]
+        )
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, consume, and on any failure reconnect with exponential backoff and jitter."""
+        delay = self.backoff_initial
+        while True:
+            self._subscribed = False
+            try:
+                await self._connection()
+            except AbortConnection:
+                logger.warning("MQTT connection aborted by the fault hook; reconnecting")
+            except aiomqtt.MqttError as exc:
+                logger.warning(
+                    "MQTT broker %s:%s unavailable: %s", self.settings.MQTT_HOST, self.settings.MQTT_PORT, exc
+                )
+            except Exception:  # the loop never dies: log and reconnect
+                logger.exception("MQTT ingestion failed; reconnecting")
+            finally:
+                self.mqtt_state.connected = False
+            if self._subscribed:
+                delay = self.backoff_initial
+            pause = delay * random.uniform(0.8, 1.2)
+            logger.info("reconnecting to the MQTT broker in %.1f s", pause)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, self.backoff_max)
+
+    def _client(self) -> aiomqtt.Client:
+        """A new client per attempt: persistent session, bounded in-flight window, manual ack."""
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        properties.ReceiveMaximum = self.receive_maximum
+        settings = self.settings
+        client = aiomqtt.Client(
+            settings.MQTT_HOST,
+            settings.MQTT_PORT,
+            identifier=settings.MQTT_CLIENT_ID,
+            username=settings.MQTT_USERNAME,
+            password=settings.MQTT_PASSWORD,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            # Never a clean start: aiomqtt's default wipes the session (and its queue) at first connect.
+            clean_start=False,
+            properties=properties,
+            tls_params=aiomqtt.TLSParameters() if settings.MQTT_TLS else None,
+            keepalive=30,
+            timeout=10,
+            # QoS 1 is bounded by ReceiveMaximum; this only caps a flood of QoS 0 messages.
+            max_queued_incoming_messages=self.receive_maximum * 4,
+        )
+        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x has no manual-ack API
+        return client
+
+    async def _connection(self) -> None:
+        """One connection's life; it ends only by raising (connection lost)."""
+        async with self._client() as client:
+            await self._subscribe(client)
+            # Connected only once subscribed: `/readyz` must not claim a connection that ingests nothing.
+            self._subscribed = self.mqtt_state.connected = True
+            logger.info("MQTT connected to %s:%s", self.settings.MQTT_HOST, self.settings.MQTT_PORT)
+            await self._consume(client)
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        group = self.settings.MQTT_SHARED_GROUP
+        filters = subscription_filters(self.settings.MQTT_TOPIC_PREFIX)
+        if group:
+            filters = [f"$share/{group}/{topic}" for topic in filters]
+        # retainHandling=2: a retained message is old state (an old `offline`), not something to apply.
+        granted = await client.subscribe([(topic, SubscribeOptions(qos=1, retainHandling=2)) for topic in filters])
+        for topic, code in zip(filters, granted, strict=False):
+            value = code.value if isinstance(code, ReasonCode) else code
+            if not isinstance(value, int) or value >= 0x80:
+                raise aiomqtt.MqttError(f"subscription to {topic} refused: {code}")
+
+    # -- consumption ---------------------------------------------------------------------------
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        messages = client.messages
+        while True:
+            batch = await self._gather(messages)
+            INGEST_BUFFER_DEPTH.set(len(batch) + len(messages))
+            await self._store(batch)
+            if self.fault_hook is not None:
+                await self.fault_hook(AFTER_COMMIT, batch)
+            for item in batch:
+                if item.message.qos > 0:
+                    client._client.ack(item.message.mid, item.message.qos)  # noqa: SLF001
+            INGEST_BUFFER_DEPTH.set(len(messages))
+
+    async def _gather(self, messages: aiomqtt.client.MessagesIterator) -> list[Received]:
+        """The next batch: wait for one message, then take what arrives within the window.
+
+        Only queued messages are taken after the first (never a cancelled wait, which could lose one).
+        """
+        batch = [self._receive(await anext(messages))]
+        size = batch[0].size
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.batch_window
+        while len(batch) < self.receive_maximum and size < BATCH_MAX_BYTES:
+            if len(messages):
+                batch.append(self._receive(await anext(messages)))
+                size += batch[-1].size
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(remaining, 0.001))
+        return batch
+
+    def _receive(self, message: aiomqtt.Message) -> Received:
+        topic = message.topic.value
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        try:
+            result = parse_message(topic, payload, settings=self.settings, received_at=self.clock())
+        except Exception:  # a parser bug must not stop the loop either
+            logger.exception("MQTT message on %r could not be parsed", topic[:200])
+            result = Rejected("unknown", "parse_error")
+        if isinstance(result, Rejected):
+            logger.warning("dropped MQTT message on %r: %s", topic[:200], result.reason)
+        return Received(message, topic, result, len(payload))
+
+    async def _store(self, batch: list[Received]) -> None:
+        for item in batch:
+            if isinstance(item.result, Rejected):
+                _count(item.result.kind, item.result.reason)
+        usable = [item for item in batch if isinstance(item.result, Parsed)]
+        if usable:
+            await self._write_with_retry(usable)
+
+    async def _write_with_retry(self, items: list[Received]) -> None:
+        """Write until it commits; split a batch that fails on its content; drop a poison message."""
+        delay = self.backoff_initial
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self._write(items)
+            except AbortConnection:
+                raise
+            except Exception as exc:
+                answers = await self._database_answers()
+                if answers and (not _is_transient(exc) or attempts >= TRANSIENT_ATTEMPTS):
+                    if len(items) > 1:
+                        logger.warning("a batch of %d failed (%r); storing its messages one by one", len(items), exc)
+                        for item in items:
+                            await self._write_with_retry([item])
+                        return
+                    item = items[0]
+                    logger.error("dropped MQTT message on %r: could not be stored: %r", item.topic[:200], exc)
+                    _count(item.result.kind, "store_failed")
+                    return
+                logger.warning("database unavailable (%r); retrying %d messages in %.1f s", exc, len(items), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+            else:
+                for item in items:
+                    assert isinstance(item.result, Parsed)
+                    _count(item.result.kind, item.result.outcome)
+                return
+
+    async def _write(self, items: list[Received]) -> None:
+        """One transaction for every message of `items`; screenshot files follow its fate."""
+        actions: list[Action] = []
+        for item in items:
+            assert isinstance(item.result, Parsed)
+            actions.extend(item.result.actions)
+        now = self.clock()
+        files = FileChanges()
+        directory = self.settings.screenshots_dir
+        try:
+            async with self.session_factory() as session, session.begin():
+                await apply_actions(session, actions, settings=self.settings, now=now, files=files)
+                if self.fault_hook is not None:
+                    await self.fault_hook(BEFORE_COMMIT, items)
+        except BaseException:
+            await delete_files(directory, files.written)
+            raise
+        await delete_files(directory, files.to_delete)
+
+    async def _database_answers(self) -> bool:
+        try:
+            async with self.session_factory() as session:
+                await session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+
+def start_mqtt_ingest(state: AppState, **options: object) -> asyncio.Task[None]:
+    """Start the ingestion task for the lifespan; it is kept in `state.tasks` (never fire-and-forget)."""
+    state.mqtt.enabled = True
+    task = asyncio.create_task(MqttIngest.from_state(state, **options).run(), name="mqtt-ingest")
+    state.tasks.append(task)
+    return task

@@ -1,0 +1,108 @@
+"""Apply a batch of MQTT messages in one unit of work, through the same ingest services as HTTP.
+
+Logs of every display go in one `record_logs` call. Heartbeats and health are coalesced per
+display (the fields merge in arrival order, the last values win) and applied in the display's own
+order relative to its screenshots and `offline` announcements, so coalescing never changes the
+outcome. Displays are written in uuid order, so two replicas lock rows in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.services import ingest
+from app.services.mqtt_topics import Action, Liveness, LogLine, ScreenshotUpload, StatusChange
+from app.services.screenshots import store_screenshot
+
+
+@dataclass
+class FileChanges:
+    """Screenshot files of one unit of work: delete `written` on rollback, `to_delete` after commit."""
+
+    written: list[str] = field(default_factory=list)
+    to_delete: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Display:
+    """What one display's messages in a batch add up to."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    alive_at: datetime | None = None
+    screenshots: list[ScreenshotUpload] = field(default_factory=list)
+    offline_at: datetime | None = None
+    status_seen: bool = False
+
+    def add(self, action: Action) -> None:
+        if isinstance(action, Liveness):
+            self.fields.update(action.fields)
+            self.alive_at = action.received_at
+            # A sign of life after an `offline` in the same batch supersedes it.
+            self.offline_at = None
+        elif isinstance(action, ScreenshotUpload):
+            self.screenshots.append(action)
+            self.offline_at = None
+        elif isinstance(action, StatusChange):
+            self.status_seen = True
+            if not action.online:
+                self.offline_at = action.received_at
+
+
+async def apply_actions(
+    session: AsyncSession, actions: Sequence[Action], *, settings: Settings, now: datetime, files: FileChanges
+) -> None:
+    """Apply every action in `session` (no commit); record the files written and to delete in `files`.
+
+    `now` (the batch's latest arrival) is the registration time of displays first seen in logs.
+    """
+    displays: dict[str, _Display] = {}
+    for action in actions:
+        if not isinstance(action, LogLine):
+            displays.setdefault(action.client_uuid, _Display()).add(action)
+    for client_uuid in sorted(displays):
+        await _apply_display(session, client_uuid, displays[client_uuid], settings=settings, now=now, files=files)
+    logs = [(action.client_uuid, action.record) for action in actions if isinstance(action, LogLine)]
+    if logs:
+        await ingest.record_logs(session, logs, now=now)
+
+
+async def _apply_display(
+    session: AsyncSession,
+    client_uuid: str,
+    display: _Display,
+    *,
+    settings: Settings,
+    now: datetime,
+    files: FileChanges,
+) -> None:
+    # The newest sign of life goes last, so `last_alive` ends at the latest arrival.
+    heartbeat_last = display.alive_at is not None and all(
+        shot.received_at <= display.alive_at for shot in display.screenshots
+    )
+    if display.alive_at is not None and not heartbeat_last:
+        await ingest.record_heartbeat(session, client_uuid=client_uuid, fields=display.fields, now=display.alive_at)
+    for shot in display.screenshots:
+        stored = await store_screenshot(
+            session,
+            settings=settings,
+            client_uuid=client_uuid,
+            image=shot.image,
+            screenshot_type=shot.screenshot_type,
+            captured_at=shot.captured_at,
+            now=shot.received_at,
+        )
+        files.written.append(stored.written_file)
+        files.to_delete.extend(stored.files_to_delete)
+    if display.alive_at is not None and heartbeat_last:
+        await ingest.record_heartbeat(session, client_uuid=client_uuid, fields=display.fields, now=display.alive_at)
+    if display.offline_at is not None:
+        await ingest.record_status(session, client_uuid=client_uuid, online=False, now=display.offline_at)
+    elif display.status_seen and display.alive_at is None and not display.screenshots:
+        # `online` alone registers the display but is no heartbeat.
+        await ingest.ensure_clients(session, [client_uuid], now=now)
