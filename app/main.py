@@ -19,6 +19,7 @@ from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
 from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
@@ -60,6 +61,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     now=state.now(),
                 )
             start_retention_task(state)
+            if settings.MQTT_ENABLED:
+                # Connects in the background: a broker that is down never blocks start-up.
+                start_mqtt_ingest(state)
             yield
         finally:
             for task in state.tasks:
