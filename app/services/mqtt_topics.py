@@ -223,6 +223,8 @@ def _screenshot(
     if detect_image_format(payload) is not None:
         action, outcome = _screenshot_action(client_uuid, payload, None, None, settings, received_at)
         return [action], outcome
+    if not payload.lstrip().startswith(b"{"):
+        raise _Drop("not_an_image")  # neither JPEG/PNG bytes nor a JSON object
     if len(payload) > settings.MAX_SCREENSHOT_BYTES * 4 // 3 + 64 * 1024:
         raise _Drop("too_large")
     body = ScreenshotJson.model_validate(_json_object(payload))
