@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -386,3 +387,21 @@ class TestFiles:
         names = files_in(state.settings.screenshots_dir)
         assert len(names) == 1
         assert not [name for name in names if name.startswith(".")]
+
+
+class TestConcurrentUploads:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"SCREENSHOT_HISTORY_PER_CLIENT": 3}
+
+    async def test_rows_and_files_agree_after_concurrent_uploads(
+        self, backend: str, client: httpx.AsyncClient, device: dict[str, str], user: dict[str, str], state: AppState
+    ) -> None:
+        images = [make_image(color=(index, 7, 7)) for index in range(8)]
+        responses = await asyncio.gather(*(upload(client, device, image) for image in images))
+        assert [response.status_code for response in responses] == [202] * 8
+        listed = (await client.get(f"/api/clients/{UUID}/screenshots", headers=user)).json()["screenshots"]
+        assert len(listed) == 3
+        assert len(files_in(state.settings.screenshots_dir)) == 3
+        latest = await client.get(f"/screenshots/{UUID}", headers=user)
+        assert latest.headers["etag"] == f'"{listed[0]["hash"]}"'

@@ -18,7 +18,13 @@ from sqlmodel import col
 
 from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from app.models import Client, Screenshot
-from app.services.screenshots import StoredScreenshot, delete_files, detect_image_format, store_screenshot
+from app.services.screenshots import (
+    StoredScreenshot,
+    delete_files,
+    detect_image_format,
+    store_screenshot,
+    write_atomically,
+)
 from app.state import AppState
 from tests.conftest import Clock
 
@@ -259,6 +265,15 @@ class TestAtomicWrite:
         for index in range(3):
             await store(state, clock, make_image(color=(index, 2, 3)))
         assert not [name for name in files_in(state.settings.screenshots_dir) if name.startswith(".")]
+
+    async def test_failed_rename_leaves_no_temporary_file(self, tmp_path: Path) -> None:
+        (tmp_path / "taken.png").mkdir()  # a directory in the way: the rename fails
+        with pytest.raises(IsADirectoryError):
+            await write_atomically(tmp_path, "taken.png", make_image("PNG"))
+        assert files_in(tmp_path) == {"taken.png"}
+        await write_atomically(tmp_path, "fresh.png", b"\x89PNG\r\n\x1a\n...")
+        assert (tmp_path / "fresh.png").read_bytes() == b"\x89PNG\r\n\x1a\n..."
+        assert files_in(tmp_path) == {"taken.png", "fresh.png"}
 
     async def test_failed_database_write_removes_the_written_file(
         self, backend: str, state: AppState, clock: Clock
