@@ -55,6 +55,25 @@ TRANSIENT_ATTEMPTS = 5
 BEFORE_COMMIT, AFTER_COMMIT = "before_commit", "after_commit"
 
 
+class _InboundQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, except that it never drops a QoS 1 message.
+
+    aiomqtt discards what does not fit its queue; a QoS 1 message discarded there is never
+    acknowledged and holds a broker in-flight slot until the next reconnect. Its length is bounded
+    by ReceiveMaximum on a broker that honours it (mosquitto before 2.0.13 does not: it refills the
+    whole window on every PUBACK). Only QoS 0, which no one promised to keep, is dropped above `maxsize`.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize=0)
+        self.qos0_limit = maxsize
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if item.qos == 0 and self.qos0_limit and self.qsize() >= self.qos0_limit:
+            raise asyncio.QueueFull
+        super().put_nowait(item)
+
+
 class AbortConnection(Exception):
     """Raised by a fault hook to drop the broker connection without acknowledging (tests)."""
 
@@ -165,6 +184,7 @@ class MqttIngest:
             tls_params=aiomqtt.TLSParameters() if settings.MQTT_TLS else None,
             keepalive=30,
             timeout=10,
+            queue_type=_InboundQueue,
             # QoS 1 is bounded by ReceiveMaximum; this only caps a flood of QoS 0 messages.
             max_queued_incoming_messages=self.receive_maximum * 4,
         )
