@@ -87,13 +87,19 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema with our error contract: no 422 (bad input is a 400 `{"error"}`)."""
+    """FastAPI's schema with our error contract (no 422: bad input is a 400 `{"error"}`).
+
+    Each operation's summary is the first line of its endpoint's docstring, not the function name.
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             operation.get("responses", {}).pop("422", None)
+            description = operation.get("description", "")
+            if description:
+                operation["summary"] = description.strip().splitlines()[0]
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
