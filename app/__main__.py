@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | tokens create|list|revoke` (and `simulate`, see issue #3)."""
+"""Command line: `python -m app serve | tokens create|list|revoke | simulate`."""
 
 from __future__ import annotations
 
@@ -74,7 +74,44 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_parser("list", help="list tokens (never their secrets)")
     revoke = tokens.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)
+    simulate = commands.add_parser("simulate", help="publish a simulated display fleet over MQTT")
+    simulate.add_argument("--displays", type=int, default=20, help="number of displays (default 20)")
+    simulate.add_argument("--broker", help="host:port (default MQTT_HOST:MQTT_PORT)")
+    simulate.add_argument("--rate", type=float, default=0.2, help="ticks per second per display (default 0.2)")
+    simulate.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
+    simulate.add_argument("--prefix", help="topic prefix (default MQTT_TOPIC_PREFIX)")
+    simulate.add_argument("--seed", type=int, help="random seed, for a repeatable fleet")
     return parser
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from app.main import configure_logging
+    from app.simulate import SimulationOptions, simulate
+
+    host, port = settings.MQTT_HOST, settings.MQTT_PORT
+    if args.broker:
+        host, _, port_text = args.broker.rpartition(":")
+        if not host or not port_text.isdigit():
+            print(f"error: --broker must be host:port, not {args.broker!r}", file=sys.stderr)
+            return 2
+        port = int(port_text)
+    if args.displays < 1 or args.rate <= 0 or args.duration <= 0:
+        print("error: --displays, --rate and --duration must be positive", file=sys.stderr)
+        return 2
+    configure_logging("INFO")
+    options = SimulationOptions(
+        displays=args.displays,
+        host=host,
+        port=port,
+        rate=args.rate,
+        duration=args.duration,
+        prefix=args.prefix or settings.MQTT_TOPIC_PREFIX,
+        username=settings.MQTT_USERNAME,
+        password=settings.MQTT_PASSWORD,
+        seed=args.seed,
+    )
+    stats = asyncio.run(simulate(options))
+    return 1 if stats.failures and not stats.published else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "simulate":
+        return _simulate(settings, args)
     return asyncio.run(_tokens(settings, args))
 
 
