@@ -104,7 +104,7 @@ class ClientLog(SQLModel, table=True):
         Index("ix_client_logs_client_timestamp", "client_uuid", "timestamp"),
         Index("ix_client_logs_client_level_timestamp", "client_uuid", "level", "timestamp"),
         Index("ix_client_logs_level_timestamp", "level", "timestamp"),
-        Index("ix_client_logs_timestamp", "timestamp"),
+        Index("ix_client_logs_timestamp_client_level", "timestamp", "client_uuid", "level"),  # migration 0002
         Index("uq_client_logs_client_message_id", "client_uuid", "message_id", unique=True),
     )
 

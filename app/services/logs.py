@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select, union_all
+import orjson
+from sqlalchemy import Integer, Row, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +17,9 @@ from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogTotal
 from app.services.ingest import hour_bucket
 
 LevelCounts = dict[str, int]
+_HALF_HOUR = timedelta(minutes=30)
+# (id, timestamp, level, message, context, client_uuid): read by name like a `ClientLog`.
+LogRow = Row[int | None, datetime, str, str, str | None, str]
 
 
 def parse_context(raw: str | None) -> dict[str, Any]:
@@ -24,13 +27,27 @@ def parse_context(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"raw": raw}
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses but json accepts (NaN, Infinity, huge integers)
+            value = json.loads(raw)
+        except ValueError:
+            return {"raw": raw}
     return value if isinstance(value, dict) else {"raw": raw}
 
 
-def log_entry(log: ClientLog, *, with_client: bool = False) -> dict[str, Any]:
+# Log reads select these columns (Core rows, no ORM entities); rows read like a `ClientLog`.
+_ENTRY_COLUMNS = (
+    col(ClientLog.id),
+    col(ClientLog.timestamp),
+    col(ClientLog.level),
+    col(ClientLog.message),
+    col(ClientLog.context),
+    col(ClientLog.client_uuid),
+)
+
+
+def log_entry(log: Any, *, with_client: bool = False) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": log.id,
         "timestamp": log.timestamp,
@@ -49,55 +66,73 @@ def empty_counts() -> LevelCounts:
 
 async def client_logs(
     session: AsyncSession, *, client_uuid: str, level: str | None, since: datetime | None, limit: int
-) -> Sequence[ClientLog]:
+) -> Sequence[LogRow]:
     """Newest first; 404 for an unknown client."""
     if await session.scalar(select(col(Client.uuid)).where(col(Client.uuid) == client_uuid)) is None:
         raise ClientNotFound()
-    query = select(ClientLog).where(col(ClientLog.client_uuid) == client_uuid)
+    query = select(*_ENTRY_COLUMNS).where(col(ClientLog.client_uuid) == client_uuid)
     if level is not None:
         query = query.where(col(ClientLog.level) == level)
     if since is not None:
         query = query.where(col(ClientLog.timestamp) >= since)
     query = query.order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc()).limit(limit)
-    return (await session.execute(query)).scalars().all()
+    return (await session.execute(query)).all()
 
 
-async def window_counts(session: AsyncSession, *, since: datetime) -> dict[str, LevelCounts]:
+async def window_counts(
+    session: AsyncSession, *, since: datetime, client_uuid: str | None = None
+) -> dict[str, LevelCounts]:
     """Exact log counts per client and level for `timestamp >= since`, in one statement.
 
-    Whole hours come from the hourly rollup; only the part of the first hour after `since`
-    is counted in the log table itself.
+    Whole hours come from the hourly rollup (one row per client with the four levels side by
+    side, summed as integers). Only the part of the hour around `since` is counted in the log
+    table, on the covering index (timestamp, client_uuid, level), and from the nearer hour
+    boundary: with `since` in the first half of its hour, that hour's rollup row is taken whole
+    and the logs in [hour start, since) are subtracted; otherwise the logs in [since, next hour)
+    are added to the rollup from the next hour on. At most 30 minutes of logs are read.
+    Clients without a log in the window are left out.
     """
-    edge_end = since if since == hour_bucket(since) else hour_bucket(since) + timedelta(hours=1)
-    rolled: Select[Any, Any, Any] = select(
+    floor = hour_bucket(since)
+    if since - floor <= _HALF_HOUR:
+        rollup_from, edge_from, edge_to, sign = floor, floor, since, -1
+    else:
+        rollup_from, edge_from, edge_to, sign = floor + timedelta(hours=1), since, floor + timedelta(hours=1), 1
+    hourly_count = cast(col(LogCountHourly.count), Integer)  # int4 sums: no numeric arithmetic on PostgreSQL
+    rolled: Any = select(
         col(LogCountHourly.client_uuid).label("client_uuid"),
-        col(LogCountHourly.level).label("level"),
-        col(LogCountHourly.count).label("n"),
-    ).where(col(LogCountHourly.bucket_start) >= edge_end)
-    edge = (
-        select(col(ClientLog.client_uuid), col(ClientLog.level), func.count().label("n"))
-        .where(col(ClientLog.timestamp) >= since, col(ClientLog.timestamp) < edge_end)
-        .group_by(col(ClientLog.client_uuid), col(ClientLog.level))
-    )
-    parts = union_all(rolled, edge).subquery()
-    total = func.sum(parts.c.n)
-    query = (
-        select(parts.c.client_uuid, parts.c.level, total).group_by(parts.c.client_uuid, parts.c.level).having(total > 0)
-    )
-    counts: dict[str, LevelCounts] = defaultdict(empty_counts)
-    for client_uuid, level, count in (await session.execute(query)).all():
-        counts[client_uuid][level] = int(count)
-    return dict(counts)
+        *(
+            func.sum(hourly_count).filter(col(LogCountHourly.level) == level).label(level.lower())
+            for level in LOG_LEVELS
+        ),
+    ).where(col(LogCountHourly.bucket_start) >= rollup_from)
+    edge: Any = select(
+        col(ClientLog.client_uuid),
+        *(cast(func.count().filter(col(ClientLog.level) == level) * sign, Integer) for level in LOG_LEVELS),
+    ).where(col(ClientLog.timestamp) >= edge_from, col(ClientLog.timestamp) < edge_to)
+    if client_uuid is not None:
+        rolled = rolled.where(col(LogCountHourly.client_uuid) == client_uuid)
+        edge = edge.where(col(ClientLog.client_uuid) == client_uuid)
+    parts = union_all(
+        rolled.group_by(col(LogCountHourly.client_uuid)), edge.group_by(col(ClientLog.client_uuid))
+    ).subquery()
+    per_level = [func.coalesce(func.sum(parts.c[level.lower()]), 0) for level in LOG_LEVELS]
+    total = sum(per_level[1:], start=per_level[0])
+    query = select(parts.c.client_uuid, *per_level).group_by(parts.c.client_uuid).having(total > 0)
+    result = await (await session.connection()).execute(query)
+    return {
+        uuid: {"ERROR": int(error), "WARN": int(warn), "INFO": int(info), "DEBUG": int(debug)}
+        for uuid, error, warn, info, debug in result.all()
+    }
 
 
-async def recent_errors(session: AsyncSession, *, limit: int) -> Sequence[ClientLog]:
+async def recent_errors(session: AsyncSession, *, limit: int) -> Sequence[LogRow]:
     query = (
-        select(ClientLog)
+        select(*_ENTRY_COLUMNS)
         .where(col(ClientLog.level) == "ERROR")
         .order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc())
         .limit(limit)
     )
-    return (await session.execute(query)).scalars().all()
+    return (await session.execute(query)).all()
 
 
 async def level_totals(session: AsyncSession) -> LevelCounts:
@@ -108,6 +143,6 @@ async def level_totals(session: AsyncSession) -> LevelCounts:
     return counts
 
 
-async def newest_logs(session: AsyncSession, *, limit: int) -> Sequence[ClientLog]:
-    query = select(ClientLog).order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc()).limit(limit)
-    return (await session.execute(query)).scalars().all()
+async def newest_logs(session: AsyncSession, *, limit: int) -> Sequence[LogRow]:
+    query = select(*_ENTRY_COLUMNS).order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc()).limit(limit)
+    return (await session.execute(query)).all()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import Select, func, nulls_last, select
+from sqlalchemy import Select, func, nulls_last, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog
-from app.services.logs import LevelCounts, empty_counts, log_entry, window_counts
+from app.services.logs import LevelCounts, empty_counts, parse_context, window_counts
 from app.services.status import Status, client_status, is_alive, priority_active
 
 
@@ -26,14 +28,69 @@ class Rules:
 
 @dataclass
 class ClientView:
-    client: Client
+    # A row with the client's columns under their model names (attribute access like a `Client`).
+    client: Any
     group_name: str | None
-    latest_log: ClientLog | None
-    latest_error: ClientLog | None
+    latest_log: dict[str, Any] | None
+    latest_error: dict[str, Any] | None
     counts: LevelCounts
     alive: bool
     status: Status
     priority_active: bool
+
+
+# The client columns every view needs, selected as Core columns: no ORM entity is built per client.
+_CLIENT_COLUMNS = list(Client.__table__.columns)  # type: ignore[attr-defined]
+_LOG_COLUMNS = ("id", "timestamp", "level", "message", "context")
+_CLIENT_POSITION = {column.name: position for position, column in enumerate(_CLIENT_COLUMNS)}
+_GROUP_NAME = len(_CLIENT_COLUMNS)
+
+
+def _fields(*names: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """Positional getter for these client columns of a row tuple (much cheaper than attribute access)."""
+    getter = itemgetter(*(_CLIENT_POSITION[name] for name in names))
+    return cast(Callable[[tuple[Any, ...]], tuple[Any, ...]], getter)
+
+
+_STATUS_FIELDS = _fields(
+    "uuid",
+    "is_active",
+    "last_alive",
+    "offline_announced_at",
+    "process_status",
+    "screen_health_status",
+    "last_priority_received_at",
+)
+_PAYLOAD_FIELDS = _fields(
+    "uuid",
+    "hostname",
+    "description",
+    "ip",
+    "model",
+    "group_id",
+    "registration_time",
+    "last_alive",
+    "current_event_id",
+    "current_process",
+    "process_status",
+    "process_pid",
+    "screen_health_status",
+    "last_screenshot_analyzed",
+    "last_screenshot_hash",
+    "latest_screenshot_type",
+    "last_priority_screenshot_type",
+    "last_priority_received_at",
+)
+
+
+def _latest_log_postgresql(*, errors_only: bool, name: str) -> Any:
+    """The client's newest (ERROR) log as a LATERAL subquery: one backward index probe per client."""
+    query = select(*(col(getattr(ClientLog, column)) for column in _LOG_COLUMNS)).where(
+        col(ClientLog.client_uuid) == col(Client.uuid)
+    )
+    if errors_only:
+        query = query.where(col(ClientLog.level) == "ERROR")
+    return query.order_by(col(ClientLog.timestamp).desc()).limit(1).lateral(name)
 
 
 def _latest_log_id(*, errors_only: bool) -> Any:
@@ -43,17 +100,36 @@ def _latest_log_id(*, errors_only: bool) -> Any:
     return query.order_by(col(ClientLog.timestamp).desc()).limit(1).correlate(Client).scalar_subquery()
 
 
-def _ordered_clients(*, with_logs: bool) -> Select[Any]:
-    """Clients with their group name (and newest log and error), in the dashboard's order."""
-    latest_log = aliased(ClientLog, name="latest_log")
-    latest_error = aliased(ClientLog, name="latest_error")
-    columns: list[Any] = [Client, col(ClientGroup.name)]
-    if with_logs:
-        columns += [latest_log, latest_error]
-    query = select(*columns).outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
-    if with_logs:
-        query = query.outerjoin(latest_log, col(latest_log.id) == _latest_log_id(errors_only=False)).outerjoin(
-            latest_error, col(latest_error.id) == _latest_log_id(errors_only=True)
+def _ordered_clients(*, with_logs: bool, dialect: str) -> Select[Any]:
+    """Clients with their group name (and newest log and error), in the dashboard's order.
+
+    The log columns come last, `len(_LOG_COLUMNS)` for the newest log, then as many for the newest error.
+    """
+    columns: list[Any] = [*_CLIENT_COLUMNS, col(ClientGroup.name).label("group_name")]
+    query: Select[Any]
+    if not with_logs:
+        query = select(*columns).outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
+    elif dialect == "postgresql":
+        latest_log = _latest_log_postgresql(errors_only=False, name="latest_log")
+        latest_error = _latest_log_postgresql(errors_only=True, name="latest_error")
+        columns += [latest_log.c[name] for name in _LOG_COLUMNS] + [latest_error.c[name] for name in _LOG_COLUMNS]
+        query = (
+            select(*columns)
+            .outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
+            .outerjoin(latest_log, true())
+            .outerjoin(latest_error, true())
+        )
+    else:
+        # SQLite has no LATERAL: the newest log's id from a correlated subquery, then a primary-key join.
+        latest_log_table = aliased(ClientLog, name="latest_log")
+        latest_error_table = aliased(ClientLog, name="latest_error")
+        columns += [col(getattr(latest_log_table, name)) for name in _LOG_COLUMNS]
+        columns += [col(getattr(latest_error_table, name)) for name in _LOG_COLUMNS]
+        query = (
+            select(*columns)
+            .outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
+            .outerjoin(latest_log_table, col(latest_log_table.id) == _latest_log_id(errors_only=False))
+            .outerjoin(latest_error_table, col(latest_error_table.id) == _latest_log_id(errors_only=True))
         )
     return query.order_by(
         nulls_last(func.lower(col(ClientGroup.name)).asc()),
@@ -64,40 +140,12 @@ def _ordered_clients(*, with_logs: bool) -> Select[Any]:
     )
 
 
-def _view(
-    client: Client,
-    group_name: str | None,
-    counts: LevelCounts,
-    *,
-    now: datetime,
-    rules: Rules,
-    latest_log: ClientLog | None = None,
-    latest_error: ClientLog | None = None,
-) -> ClientView:
-    alive = is_alive(
-        is_active=client.is_active,
-        last_alive=client.last_alive,
-        offline_announced_at=client.offline_announced_at,
-        now=now,
-        grace_seconds=rules.grace_seconds,
-    )
-    return ClientView(
-        client=client,
-        group_name=group_name,
-        latest_log=latest_log,
-        latest_error=latest_error,
-        counts=counts,
-        alive=alive,
-        status=client_status(
-            alive=alive,
-            process_status=client.process_status,
-            screen_health_status=client.screen_health_status,
-            log_counts=counts,
-        ),
-        priority_active=priority_active(
-            client.last_priority_received_at, now=now, ttl_seconds=rules.priority_ttl_seconds
-        ),
-    )
+def _log_from_row(values: Sequence[Any]) -> dict[str, Any] | None:
+    """A log entry from the row's (id, timestamp, level, message, context) slice; None when absent."""
+    log_id, timestamp, level, message, context = values
+    if log_id is None:
+        return None
+    return {"id": log_id, "timestamp": timestamp, "level": level, "message": message, "context": parse_context(context)}
 
 
 async def client_views(
@@ -110,29 +158,44 @@ async def client_views(
     client_uuid: str | None = None,
 ) -> list[ClientView]:
     """Every client (or one) with its status over the last `hours`: exactly two statements."""
-    counts = await window_counts(session, since=now - timedelta(hours=hours))
-    query = _ordered_clients(with_logs=with_logs)
+    counts = await window_counts(session, since=now - timedelta(hours=hours), client_uuid=client_uuid)
+    query = _ordered_clients(with_logs=with_logs, dialect=session.get_bind().dialect.name)
     if client_uuid is not None:
         query = query.where(col(Client.uuid) == client_uuid)
+    first_log = len(_CLIENT_COLUMNS) + 1
+    first_error = first_log + len(_LOG_COLUMNS)
     views = []
-    for row in (await session.execute(query)).all():
-        client, group_name = row[0], row[1]
+    # Core execution on the session's connection: no ORM result machinery per row.
+    result = await (await session.connection()).execute(query)
+    for row in result.all():
+        values = tuple(row)
+        (uuid, is_active, last_alive, offline_at, process_status, screen_health, priority_at) = _STATUS_FIELDS(values)
+        client_counts = counts.get(uuid) or empty_counts()
+        alive = is_alive(
+            is_active=is_active,
+            last_alive=last_alive,
+            offline_announced_at=offline_at,
+            now=now,
+            grace_seconds=rules.grace_seconds,
+        )
         views.append(
-            _view(
-                client,
-                group_name,
-                counts.get(client.uuid) or empty_counts(),
-                now=now,
-                rules=rules,
-                latest_log=row[2] if with_logs else None,
-                latest_error=row[3] if with_logs else None,
+            ClientView(
+                client=row,
+                group_name=values[_GROUP_NAME],
+                latest_log=_log_from_row(values[first_log:first_error]) if with_logs else None,
+                latest_error=_log_from_row(values[first_error:]) if with_logs else None,
+                counts=client_counts,
+                alive=alive,
+                status=client_status(
+                    alive=alive,
+                    process_status=process_status,
+                    screen_health_status=screen_health,
+                    log_counts=client_counts,
+                ),
+                priority_active=priority_active(priority_at, now=now, ttl_seconds=rules.priority_ttl_seconds),
             )
         )
     return views
-
-
-def _camel_log(log: ClientLog | None) -> dict[str, Any] | None:
-    return None if log is None else log_entry(log)
 
 
 def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rules: Rules) -> dict[str, Any]:
@@ -151,50 +214,67 @@ def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rule
     status_keys = {"healthy": "healthyClients", "warning": "warningClients", "critical": "criticalClients"}
     clients = []
     for view in views:
-        client = view.client
+        (
+            uuid,
+            hostname,
+            description,
+            ip,
+            model,
+            group_id,
+            registration_time,
+            last_alive,
+            current_event_id,
+            current_process,
+            process_status,
+            process_pid,
+            screen_health_status,
+            last_screenshot_analyzed,
+            last_screenshot_hash,
+            latest_screenshot_type,
+            priority_type,
+            priority_received_at,
+        ) = _PAYLOAD_FIELDS(tuple(view.client))
+        counts = view.counts
         summary["onlineClients" if view.alive else "offlineClients"] += 1
         if view.status in status_keys:
             summary[status_keys[view.status]] += 1
-        summary["errorLogs"] += view.counts["ERROR"]
-        summary["warnLogs"] += view.counts["WARN"]
+        summary["errorLogs"] += counts["ERROR"]
+        summary["warnLogs"] += counts["WARN"]
         if view.priority_active:
             summary["activePriorityScreenshots"] += 1
-        priority_type = client.last_priority_screenshot_type
         clients.append(
             {
-                "uuid": client.uuid,
-                "hostname": client.hostname,
-                "description": client.description,
-                "ip": client.ip,
-                "model": client.model,
-                "groupId": client.group_id,
+                "uuid": uuid,
+                "hostname": hostname,
+                "description": description,
+                "ip": ip,
+                "model": model,
+                "groupId": group_id,
                 "groupName": view.group_name,
-                "registrationTime": client.registration_time,
-                "lastAlive": client.last_alive,
+                "registrationTime": registration_time,
+                "lastAlive": last_alive,
                 "isAlive": view.alive,
                 "status": view.status,
-                "currentEventId": client.current_event_id,
-                "currentProcess": client.current_process,
-                "processStatus": client.process_status,
-                "processPid": client.process_pid,
-                "screenHealthStatus": client.screen_health_status,
-                "lastScreenshotAnalyzed": client.last_screenshot_analyzed,
-                "lastScreenshotHash": client.last_screenshot_hash,
-                "latestScreenshotType": client.latest_screenshot_type or "periodic",
+                "currentEventId": current_event_id,
+                "currentProcess": current_process,
+                "processStatus": process_status,
+                "processPid": process_pid,
+                "screenHealthStatus": screen_health_status,
+                "lastScreenshotAnalyzed": last_screenshot_analyzed,
+                "lastScreenshotHash": last_screenshot_hash,
+                "latestScreenshotType": latest_screenshot_type or "periodic",
                 "priorityScreenshotType": priority_type if priority_type in PRIORITY_SCREENSHOT_TYPES else None,
-                "priorityScreenshotReceivedAt": client.last_priority_received_at,
+                "priorityScreenshotReceivedAt": priority_received_at,
                 "hasActivePriorityScreenshot": view.priority_active,
-                "screenshotUrl": f"/screenshots/{client.uuid}/priority"
-                if view.priority_active
-                else f"/screenshots/{client.uuid}",
+                "screenshotUrl": f"/screenshots/{uuid}/priority" if view.priority_active else f"/screenshots/{uuid}",
                 "logCounts24h": {
-                    "error": view.counts["ERROR"],
-                    "warn": view.counts["WARN"],
-                    "info": view.counts["INFO"],
-                    "debug": view.counts["DEBUG"],
+                    "error": counts["ERROR"],
+                    "warn": counts["WARN"],
+                    "info": counts["INFO"],
+                    "debug": counts["DEBUG"],
                 },
-                "latestLog": _camel_log(view.latest_log),
-                "latestError": _camel_log(view.latest_error),
+                "latestLog": view.latest_log,
+                "latestError": view.latest_error,
             }
         )
     return {
