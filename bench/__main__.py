@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-ingest", action="store_true", help="skip the ingest benchmark")
     parser.add_argument("--fresh", action="store_true", help="reload datasets even when a matching one is kept")
     parser.add_argument("--drop", action="store_true", help="drop the benchmark databases at the end")
+    parser.add_argument("--prepare-only", action="store_true", help="load (or keep) the datasets, measure nothing")
     return parser.parse_args(argv)
 
 
@@ -69,6 +70,13 @@ async def main(argv: list[str] | None = None) -> int:
             (RESULTS_DIR / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
             (RESULTS_DIR / f"{name}.md").write_text(report.markdown(results))
 
+    if args.prepare_only:
+        peer.ensure_peer()
+        for clients in _sizes(args.sizes, "200" if args.quick else "200,2000,10000"):
+            await reads.prepare_postgres(Dataset(clients), fresh=args.fresh)
+        for clients in _sizes(args.sqlite_sizes, "200" if args.quick else "2000"):
+            await reads.prepare_sqlite(Dataset(clients), fresh=args.fresh)
+        return 0
     if not args.no_reads:
         peer.ensure_peer()
         for clients in _sizes(args.sizes, "200" if args.quick else "200,2000,10000"):

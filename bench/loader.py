@@ -322,7 +322,7 @@ async def load_sqlite(dataset: Dataset, fleet: Fleet, *, anchor: datetime) -> di
         connection.execute(META_DDL)
         connection.executemany(
             "INSERT INTO bench_meta (key, value) VALUES (?, ?)",
-            [("spec", spec_of(dataset)), ("anchor", anchor.isoformat())],
+            [("spec", spec_of(dataset)), ("anchor", anchor.isoformat()), ("load_anchor", anchor.isoformat())],
         )
         connection.execute("COMMIT")
         phase = time.perf_counter()

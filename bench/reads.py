@@ -145,22 +145,27 @@ async def run_postgres(dataset: Dataset, budget: Budget, *, fresh: bool) -> dict
     return result
 
 
-async def run_sqlite(dataset: Dataset, budget: Budget, *, fresh: bool) -> dict[str, Any]:
-    """The embedded default: the service alone on a SQLite file holding the same data."""
+async def prepare_sqlite(dataset: Dataset, *, fresh: bool) -> dict[str, Any]:
     meta = loader.sqlite_meta(dataset)
     reusable = (
         not fresh
         and meta.get("spec") == loader.spec_of(dataset)
-        and datetime.now(UTC) - datetime.fromisoformat(meta.get("anchor", "2000-01-01T00:00:00+00:00"))
+        and datetime.now(UTC) - datetime.fromisoformat(meta.get("load_anchor", "2000-01-01T00:00:00+00:00"))
         < MAX_DATASET_AGE
     )
-    info: dict[str, Any] = {"reused": reusable, "load_anchor": meta.get("anchor")}
+    info: dict[str, Any] = {"reused": reusable, "load_anchor": meta.get("load_anchor")}
     if not reusable:
         fleet = loader.read_fleet(peer.ensure_jsonl(dataset))
         timings = await loader.load_sqlite(dataset, fleet, anchor=datetime.now(UTC))
         loader.log_timings(f"service load {dataset.name} (SQLite)", timings)
         info["service_load"] = timings
         del fleet
+    return info
+
+
+async def run_sqlite(dataset: Dataset, budget: Budget, *, fresh: bool) -> dict[str, Any]:
+    """The embedded default: the service alone on a SQLite file holding the same data."""
+    info = await prepare_sqlite(dataset, fresh=fresh)
     loader.refresh_alive_sqlite(dataset, now=datetime.now(UTC))
     database_url = f"sqlite+aiosqlite:///{dataset.sqlite_path}"
     secret = await superadmin_token(database_url)
