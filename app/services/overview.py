@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Select, func, nulls_last, select, true
+from sqlalchemy import DateTime, Select, func, nulls_last, select, true, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog
+from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, UTCDateTime
 from app.services.logs import LevelCounts, empty_counts, parse_context, window_counts
 from app.services.status import Status, client_status, is_alive, priority_active
 
@@ -83,9 +83,17 @@ _PAYLOAD_FIELDS = _fields(
 )
 
 
+def _as_received(column: Any, dialect: str) -> Any:
+    """On PostgreSQL a UTC timestamp column is read as asyncpg decodes it (already aware UTC), skipping the
+    per-value `UTCDateTime` result processing; on SQLite that processing turns stored text into datetimes."""
+    if dialect == "postgresql" and isinstance(column.type, UTCDateTime):
+        return type_coerce(column, DateTime(timezone=True)).label(column.name)
+    return column
+
+
 def _latest_log_postgresql(*, errors_only: bool, name: str) -> Any:
     """The client's newest (ERROR) log as a LATERAL subquery: one backward index probe per client."""
-    query = select(*(col(getattr(ClientLog, column)) for column in _LOG_COLUMNS)).where(
+    query = select(*(_as_received(col(getattr(ClientLog, column)), "postgresql") for column in _LOG_COLUMNS)).where(
         col(ClientLog.client_uuid) == col(Client.uuid)
     )
     if errors_only:
@@ -105,7 +113,8 @@ def _ordered_clients(*, with_logs: bool, dialect: str) -> Select[Any]:
 
     The log columns come last, `len(_LOG_COLUMNS)` for the newest log, then as many for the newest error.
     """
-    columns: list[Any] = [*_CLIENT_COLUMNS, col(ClientGroup.name).label("group_name")]
+    columns: list[Any] = [*(_as_received(column, dialect) for column in _CLIENT_COLUMNS)]
+    columns.append(col(ClientGroup.name).label("group_name"))
     query: Select[Any]
     if not with_logs:
         query = select(*columns).outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
