@@ -19,6 +19,7 @@ from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
 from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
 from app.services.tokens import ensure_bootstrap_token
@@ -97,6 +98,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             operation.get("responses", {}).pop("422", None)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "client_uuid":
+                    # Checked in the endpoint (400 "Invalid client uuid"); documented here for generated clients.
+                    parameter["schema"].update(pattern=UUID_PATTERN.pattern, maxLength=64)
             description = operation.get("description", "")
             if description:
                 operation["summary"] = description.strip().splitlines()[0]

@@ -21,6 +21,8 @@ from app.services.tokens import role_rank
 
 router = APIRouter(prefix="/api/client-logs", tags=["client-logs"])
 
+# The read filter's levels in any case, spelled out for the OpenAPI schema (`WARNING` is not one here).
+LEVEL_PATTERN = "^(?:[Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn]|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg])$"
 MAX_HOURS = 168
 MAX_CLIENT_LOGS = 500
 MAX_RECENT_ERRORS = 100
@@ -124,9 +126,17 @@ async def client_logs(
     client_uuid: str,
     _: AdminDep,
     session: SessionDep,
-    level: Annotated[str | None, Query(description="ERROR, WARN, INFO or DEBUG (any case)")] = None,
+    level: Annotated[
+        str | None,
+        Query(description="ERROR, WARN, INFO or DEBUG (any case)", json_schema_extra={"pattern": LEVEL_PATTERN}),
+    ] = None,
     limit: Annotated[int, Query(ge=1, description="Default 50; above 500 is clamped to 500.")] = 50,
-    since: Annotated[str | None, Query(description="ISO 8601; `Z` allowed, naive means UTC; inclusive")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            description="ISO 8601; `Z` allowed, naive means UTC; inclusive", json_schema_extra={"format": "date-time"}
+        ),
+    ] = None,
 ) -> Response:
     """One client's logs, newest first."""
     check_uuid(client_uuid)
