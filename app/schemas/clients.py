@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.common import NO_NUL_PATTERN
+
 
 class ClientRead(BaseModel):
     uuid: str
@@ -43,7 +45,7 @@ class ClientUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"description": "Lobby", "group_id": 1}]})
 
-    description: str | None = Field(default=None, max_length=255)
+    description: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
     group_id: int | None = Field(default=None, ge=1, lt=2**31)
     is_active: bool | None = None
 
@@ -61,4 +63,4 @@ class GroupList(BaseModel):
 class GroupWrite(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Main building"}]})
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)

@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+# PostgreSQL text cannot hold NUL characters; stored names and ids refuse them (400) instead of failing (500).
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
 
 class ErrorBody(BaseModel):
     """Every error: a human message, and for validation errors the failing fields."""

@@ -9,10 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.models import LOG_LEVELS
+from app.schemas.common import NO_NUL_PATTERN
 
 MAX_MESSAGE_CHARS = 8192
+# Integers a JSON client holds exactly (IEEE double); bigger ids and pids are refused rather than rounded.
+MAX_JSON_INT = 2**53 - 1
 MAX_CONTEXT_BYTES = 16 * 1024
 MAX_LOGS_PER_REQUEST = 1000
+# What `normalize_level` accepts, spelled out for the OpenAPI schema (JSON Schema has no case-insensitive flag).
+LEVEL_PATTERN = "^(?:[Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn](?:[Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg])$"
 LEVEL_ALIASES = {"ERROR": "ERROR", "WARN": "WARN", "WARNING": "WARN", "INFO": "INFO", "DEBUG": "DEBUG"}
 
 ProcessStatus = Literal["running", "crashed", "starting", "stopped"]
@@ -36,13 +41,13 @@ class _Payload(BaseModel):
 class HeartbeatPayload(_Payload):
     """Any subset of these fields; only the fields present are updated."""
 
-    hostname: str | None = Field(default=None, max_length=255)
-    ip: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=255)
-    current_event_id: int | None = Field(default=None, ge=-(2**63), lt=2**63)
-    current_process: str | None = Field(default=None, max_length=255)
+    hostname: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    ip: str | None = Field(default=None, max_length=64, pattern=NO_NUL_PATTERN)
+    model: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    current_event_id: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
+    current_process: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
     process_status: ProcessStatus | None = None
-    process_pid: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    process_pid: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
 
     model_config = ConfigDict(
         extra="ignore",
@@ -55,9 +60,9 @@ class HeartbeatPayload(_Payload):
 class HealthPayload(_Payload):
     process_status: ProcessStatus | None = None
     screen_health_status: ScreenHealthStatus | None = None
-    current_process: str | None = Field(default=None, max_length=255)
-    process_pid: int | None = Field(default=None, ge=-(2**63), lt=2**63)
-    current_event_id: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+    current_process: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    process_pid: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
+    current_event_id: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
 
     model_config = ConfigDict(
         extra="ignore",
@@ -76,12 +81,13 @@ class LogPayload(_Payload):
     message: str
     context: dict[str, Any] | None = None
     timestamp: datetime | None = None
-    message_id: str | None = Field(default=None, min_length=1, max_length=64)
+    message_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL_PATTERN)
 
     @field_validator("message")
     @classmethod
     def _cut_message(cls, value: str) -> str:
-        return value[:MAX_MESSAGE_CHARS]
+        # A NUL cannot be stored in PostgreSQL text; the line is kept with U+FFFD in its place.
+        return value[:MAX_MESSAGE_CHARS].replace("\x00", "\ufffd")
 
     @field_validator("context")
     @classmethod
@@ -100,7 +106,11 @@ class LogPayload(_Payload):
 class LogIn(LogPayload):
     """One log line over HTTP: the level travels in the body."""
 
-    level: str = Field(examples=["error"], description="error, warn, warning, info or debug (any case)")
+    level: str = Field(
+        examples=["error"],
+        description="error, warn, warning, info or debug (any case)",
+        json_schema_extra={"pattern": LEVEL_PATTERN},
+    )
 
     model_config = ConfigDict(
         extra="ignore",

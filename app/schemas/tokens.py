@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.common import NO_NUL_PATTERN
+
 Role = Literal["device", "user", "editor", "admin", "superadmin"]
 
 
@@ -16,7 +18,7 @@ class TokenCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "lobby-display", "role": "device", "client_uuid": "lobby-1"}]},
     )
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)
     role: Role
     client_uuid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 

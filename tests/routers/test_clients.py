@@ -170,6 +170,7 @@ class TestClientUpdate:
             {"is_active": "perhaps"},
             {"group_id": "one"},
             {"description": "x" * 256},
+            {"description": "nul\x00"},
         ],
     )
     async def test_bad_or_extra_fields_are_400(
@@ -339,7 +340,9 @@ class TestGroups:
         response = await client.delete(f"/api/client-groups/{group_id}", headers=admin)
         assert response.status_code == 400
 
-    @pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x" * 101}, {"name": 5}, {"name": "a", "x": 1}])
+    @pytest.mark.parametrize(
+        "body", [{}, {"name": ""}, {"name": "x" * 101}, {"name": 5}, {"name": "a", "x": 1}, {"name": "a\x00"}]
+    )
     async def test_bad_body_is_400(self, client: httpx.AsyncClient, admin: dict[str, str], body: Any) -> None:
         response = await client.post("/api/client-groups", json=body, headers=admin)
         assert response.status_code == 400

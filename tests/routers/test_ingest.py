@@ -101,7 +101,16 @@ class TestHeartbeat:
         assert (stored.is_active, stored.hostname) == (False, "back")
 
     @pytest.mark.parametrize(
-        "body", [[1], "text", {"process_status": "exploded"}, {"process_pid": "many"}, {"hostname": "h" * 256}]
+        "body",
+        [
+            [1],
+            "text",
+            {"process_status": "exploded"},
+            {"process_pid": "many"},
+            {"process_pid": 2**53},
+            {"hostname": "h" * 256},
+            {"hostname": "nul\x00"},
+        ],
     )
     async def test_bad_body_is_400_and_registers_nothing(
         self, client: httpx.AsyncClient, superadmin: dict[str, str], state: AppState, body: Any
@@ -208,6 +217,7 @@ class TestLogs:
             {"level": "info", "message": "x", "context": "not an object"},
             {"level": "info", "message": "x", "timestamp": "not a time"},
             {"level": "info", "message": "x", "message_id": "m" * 65},
+            {"level": "info", "message": "x", "message_id": "m\x00"},
         ],
     )
     async def test_bad_entry_is_400_and_stores_nothing(
@@ -224,6 +234,16 @@ class TestLogs:
         await client.post("/api/clients/disp-1/logs", json=log("info", "é" * 9000), headers=superadmin)
         [stored] = await stored_logs(state, "disp-1")
         assert stored.message == "é" * 8192
+
+    async def test_nul_in_message_is_replaced_and_nul_in_context_kept(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str], state: AppState
+    ) -> None:
+        entry = log("info", "a\x00b", context={"k\x00": "v\x00"})
+        response = await client.post("/api/clients/disp-1/logs", json=entry, headers=superadmin)
+        assert response.status_code == 202
+        [stored] = await stored_logs(state, "disp-1")
+        assert stored.message == "a\ufffdb"
+        assert json.loads(stored.context or "null") == {"k\x00": "v\x00"}
 
     async def test_large_context_is_replaced(
         self, client: httpx.AsyncClient, superadmin: dict[str, str], state: AppState
