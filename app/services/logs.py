@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Integer, Row, cast, func, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
@@ -80,7 +80,7 @@ async def client_logs(
 
 
 async def window_counts(
-    session: AsyncSession, *, since: datetime, client_uuid: str | None = None
+    session: AsyncSession | AsyncConnection, *, since: datetime, client_uuid: str | None = None
 ) -> dict[str, LevelCounts]:
     """Exact log counts per client and level for `timestamp >= since`, in one statement.
 
@@ -118,7 +118,8 @@ async def window_counts(
     per_level = [func.coalesce(func.sum(parts.c[level.lower()]), 0) for level in LOG_LEVELS]
     total = sum(per_level[1:], start=per_level[0])
     query = select(parts.c.client_uuid, *per_level).group_by(parts.c.client_uuid).having(total > 0)
-    result = await (await session.connection()).execute(query)
+    connection = session if isinstance(session, AsyncConnection) else await session.connection()
+    result = await connection.execute(query)
     return {
         uuid: {"ERROR": int(error), "WARN": int(warn), "INFO": int(info), "DEBUG": int(debug)}
         for uuid, error, warn, info, debug in result.all()

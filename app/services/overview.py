@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,7 +10,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import DateTime, Select, func, nulls_last, select, true, type_coerce
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -166,17 +167,40 @@ async def client_views(
     with_logs: bool,
     client_uuid: str | None = None,
 ) -> list[ClientView]:
-    """Every client (or one) with its status over the last `hours`: exactly two statements."""
-    counts = await window_counts(session, since=now - timedelta(hours=hours), client_uuid=client_uuid)
-    query = _ordered_clients(with_logs=with_logs, dialect=session.get_bind().dialect.name)
+    """Every client (or one) with its status over the last `hours`: exactly two statements.
+
+    On PostgreSQL the window counts run on a second pooled connection while the client query runs
+    on the session's, so the request waits for the slower of the two, not their sum (each is exact;
+    they may see snapshots a few milliseconds apart). SQLite runs them one after the other.
+    """
+    since = now - timedelta(hours=hours)
+    dialect = session.get_bind().dialect.name
+    query = _ordered_clients(with_logs=with_logs, dialect=dialect)
     if client_uuid is not None:
         query = query.where(col(Client.uuid) == client_uuid)
+    engine = session.bind
+    if dialect == "postgresql" and isinstance(engine, AsyncEngine):
+
+        async def counts_elsewhere() -> dict[str, LevelCounts]:
+            async with engine.connect() as connection:
+                return await window_counts(connection, since=since, client_uuid=client_uuid)
+
+        counts_task = asyncio.create_task(counts_elsewhere())
+        try:
+            rows = (await (await session.connection()).execute(query)).all()
+        except BaseException:
+            counts_task.cancel()
+            await asyncio.wait([counts_task])
+            raise
+        counts = await counts_task
+    else:
+        counts = await window_counts(session, since=since, client_uuid=client_uuid)
+        # Core execution on the session's connection: no ORM result machinery per row.
+        rows = (await (await session.connection()).execute(query)).all()
     first_log = len(_CLIENT_COLUMNS) + 1
     first_error = first_log + len(_LOG_COLUMNS)
     views = []
-    # Core execution on the session's connection: no ORM result machinery per row.
-    result = await (await session.connection()).execute(query)
-    for row in result.all():
+    for row in rows:
         values = tuple(row)
         (uuid, is_active, last_alive, offline_at, process_status, screen_health, priority_at) = _STATUS_FIELDS(values)
         client_counts = counts.get(uuid) or empty_counts()
