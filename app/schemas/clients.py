@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.schemas.common import NO_NUL_PATTERN
 
@@ -47,7 +48,15 @@ class ClientUpdate(BaseModel):
 
     description: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
     group_id: int | None = Field(default=None, ge=1, lt=2**31)
-    is_active: bool | None = None
+    # Absent means "unchanged"; null is refused (400), not stored (the column is NOT NULL).
+    is_active: bool | SkipJsonSchema[None] = None
+
+    @field_validator("is_active")
+    @classmethod
+    def _not_null(cls, value: bool | None) -> bool:
+        if value is None:
+            raise ValueError("is_active must be true or false")
+        return value
 
 
 class GroupRead(BaseModel):

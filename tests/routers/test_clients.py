@@ -168,6 +168,7 @@ class TestClientUpdate:
             {"hostname": "sneaky"},
             {"uuid": "other"},
             {"is_active": "perhaps"},
+            {"is_active": None},
             {"group_id": "one"},
             {"description": "x" * 256},
             {"description": "nul\x00"},
