@@ -108,6 +108,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    # Answers that belong to no operation (SPEC §5): same `{"error"}` body as every other error.
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    schema.setdefault("components", {})["responses"] = {
+        "NotFound": {"description": 'Unknown path: `{"error": "Not found"}`', "content": error_body},
+        "MethodNotAllowed": {
+            "description": 'Known path, wrong method: `{"error": "Method not allowed"}`',
+            "content": error_body,
+        },
+    }
     app.openapi_schema = schema
     return schema
 

@@ -123,6 +123,12 @@ class TestOperations:
         assert "ValidationError" not in schema["components"]["schemas"]
         assert "422" not in json.dumps(schema["paths"])
 
+    def test_unknown_path_and_wrong_method_answers_are_documented(self, schema: dict[str, Any]) -> None:
+        responses = schema["components"]["responses"]
+        for name in ("NotFound", "MethodNotAllowed"):
+            body = responses[name]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/ErrorBody"}
+
     def test_spec_paths_are_documented(self, schema: dict[str, Any]) -> None:
         documented = {(method, path) for method, path, _ in operations(schema)}
         expected = {
