@@ -630,6 +630,23 @@ class TestOverviewWindows:
         assert entry["latestLog"]["message"] == "newest"
         assert entry["latestError"]["message"] == "replayed"
 
+    async def test_latest_log_at_a_tied_timestamp_is_the_one_logs_lists_first(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str], clock: Clock
+    ) -> None:
+        moment = clock() - timedelta(minutes=1)
+        entries = [log("error", f"e{i}", moment) for i in range(4)] + [log("info", f"i{i}", moment) for i in range(4)]
+        await post_logs(client, superadmin, "disp-1", entries)
+        await post_logs(client, superadmin, "disp-1", [log("error", "e-last", moment), log("info", "i-last", moment)])
+        entry = (await overview(client, superadmin))["clients"][0]
+        listed = (await client.get("/api/client-logs/disp-1/logs", headers=superadmin)).json()["logs"]
+        errors = (
+            await client.get("/api/client-logs/disp-1/logs", params={"level": "error"}, headers=superadmin)
+        ).json()["logs"]
+        assert entry["latestLog"] == listed[0]
+        assert entry["latestLog"]["message"] == "i-last"
+        assert entry["latestError"] == errors[0]
+        assert entry["latestError"]["message"] == "e-last"
+
     async def test_error_outside_window_does_not_make_critical(
         self, client: httpx.AsyncClient, superadmin: dict[str, str], clock: Clock
     ) -> None:
