@@ -24,7 +24,7 @@ QUICK = Budget(
     warmups=2, sequential=15, sequential_seconds=6, concurrency=8, per_worker=4, concurrent_seconds=6, minimum=3
 )
 FULL = Budget(
-    warmups=3, sequential=40, sequential_seconds=40, concurrency=8, per_worker=10, concurrent_seconds=40, minimum=5
+    warmups=3, sequential=40, sequential_seconds=30, concurrency=8, per_worker=10, concurrent_seconds=30, minimum=3
 )
 
 

@@ -114,6 +114,13 @@ CLIENT_COLUMNS = [
     "last_screenshot_hash",
 ]
 LOG_COLUMNS = ["id", "client_uuid", "timestamp", "level", "message", "context"]
+WIDE_FILL = (
+    "INSERT INTO log_counts_hourly_wide (bucket_start, client_uuid, error, warn, info, debug)"
+    " SELECT bucket_start, client_uuid,"
+    " SUM(CASE WHEN level = 'ERROR' THEN count ELSE 0 END), SUM(CASE WHEN level = 'WARN' THEN count ELSE 0 END),"
+    " SUM(CASE WHEN level = 'INFO' THEN count ELSE 0 END), SUM(CASE WHEN level = 'DEBUG' THEN count ELSE 0 END)"
+    " FROM log_counts_hourly GROUP BY bucket_start, client_uuid"
+)
 META_DDL = "CREATE TABLE IF NOT EXISTS bench_meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)"
 
 
@@ -126,8 +133,13 @@ def schema_head() -> str:
     return head or ""
 
 
+def data_spec(dataset: Dataset) -> str:
+    return f"{dataset.name}/seed{dataset.seed}/groups{dataset.groups}"
+
+
 def spec_of(dataset: Dataset) -> str:
-    return f"{dataset.name}/seed{dataset.seed}/groups{dataset.groups}/schema{schema_head()}"
+    """The data and the service's schema revision: a new migration means a reload of the service's copy."""
+    return f"{data_spec(dataset)}/schema{schema_head()}"
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------
@@ -208,6 +220,9 @@ async def load_postgres(dataset: Dataset, fleet: Fleet, *, anchor: datetime) -> 
             await connection.execute(
                 "INSERT INTO log_totals (level, count) SELECT level, count(*) FROM client_logs GROUP BY level"
             )
+            if await connection.fetchval("SELECT to_regclass('log_counts_hourly_wide') IS NOT NULL"):
+                # Its triggers do not fire in this session (replica role): fill it from the rollup.
+                await connection.execute(WIDE_FILL)
             timings["rollups_s"] = time.perf_counter() - phase
             await connection.execute(META_DDL)
             await connection.executemany(

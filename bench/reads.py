@@ -51,23 +51,28 @@ async def _mark_peer(dataset: Dataset, spec: str) -> None:
 
 
 async def prepare_postgres(dataset: Dataset, *, fresh: bool) -> dict[str, Any]:
-    """Both databases with the same data and the same anchor: reused when recorded as such, else loaded."""
+    """Both databases with the same data and the same anchor: reused when recorded as such, else loaded.
+
+    The original's copy does not depend on the service's schema: after a new migration only the
+    service's copy is reloaded, re-anchored to the instant the original's copy was loaded with.
+    """
+    now = datetime.now(UTC)
+    peer_anchor = None if fresh else await _peer_anchor(dataset)
+    if peer_anchor is not None and now - peer_anchor >= MAX_DATASET_AGE:
+        peer_anchor = None
     meta = await loader.pg_meta(dataset)
-    load_anchor = meta.get("load_anchor")
-    reusable = (
-        not fresh
-        and load_anchor is not None
+    service_ok = (
+        peer_anchor is not None
         and meta.get("spec") == loader.spec_of(dataset)
-        and datetime.now(UTC) - datetime.fromisoformat(load_anchor) < MAX_DATASET_AGE
-        and await _peer_spec(dataset) == f"{loader.spec_of(dataset)}@{load_anchor}"
+        and meta.get("load_anchor") == peer_anchor.isoformat()
     )
-    info: dict[str, Any] = {"reused": reusable}
-    if reusable:
-        log(f"{dataset.name}: reusing {dataset.peer_db} and {dataset.service_db} (loaded at {load_anchor})")
-        info["load_anchor"] = load_anchor
+    info: dict[str, Any] = {"reused": service_ok}
+    anchor = peer_anchor or now
+    info["load_anchor"] = anchor.isoformat()
+    if service_ok:
+        log(f"{dataset.name}: reusing {dataset.peer_db} and {dataset.service_db} (loaded at {anchor.isoformat()})")
         return info
     path = peer.ensure_jsonl(dataset)
-    anchor = datetime.now(UTC)
     with timed(f"read {path.name}"):
         fleet = loader.read_fleet(path)
     started = time.perf_counter()
@@ -75,18 +80,28 @@ async def prepare_postgres(dataset: Dataset, *, fresh: bool) -> dict[str, Any]:
     loader.log_timings(f"service load {dataset.name} (PostgreSQL)", timings)
     del fleet
     await _record_load_anchor(dataset, anchor)
-    if not await pg_database_exists(dataset.peer_db):
-        await pg_admin(f'CREATE DATABASE "{dataset.peer_db}"')
-    peer_started = time.perf_counter()
-    peer.load_peer(dataset, anchor=anchor)
-    await _mark_peer(dataset, f"{loader.spec_of(dataset)}@{anchor.isoformat()}")
-    info.update(
-        load_anchor=anchor.isoformat(),
-        service_load=timings,
-        peer_load_s=round(time.perf_counter() - peer_started, 1),
-        service_load_s=round(peer_started - started, 1),
-    )
+    info.update(service_load=timings, service_load_s=round(time.perf_counter() - started, 1))
+    if peer_anchor is None:
+        if not await pg_database_exists(dataset.peer_db):
+            await pg_admin(f'CREATE DATABASE "{dataset.peer_db}"')
+        peer_started = time.perf_counter()
+        peer.load_peer(dataset, anchor=anchor)
+        await _mark_peer(dataset, f"{loader.data_spec(dataset)}@{anchor.isoformat()}")
+        info["peer_load_s"] = round(time.perf_counter() - peer_started, 1)
+    else:
+        log(f"{dataset.name}: reusing {dataset.peer_db} (loaded at {anchor.isoformat()})")
     return info
+
+
+async def _peer_anchor(dataset: Dataset) -> datetime | None:
+    """The anchor the original's copy was loaded with, if it holds this dataset."""
+    marker = await _peer_spec(dataset)
+    if not marker or "@" not in marker:
+        return None
+    spec, anchor = marker.rsplit("@", 1)
+    if spec.split("/schema", 1)[0] != loader.data_spec(dataset):
+        return None
+    return datetime.fromisoformat(anchor)
 
 
 async def _record_load_anchor(dataset: Dataset, anchor: datetime) -> None:

@@ -8,15 +8,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Row, cast, func, select, union_all
+from sqlalchemy import Column, Integer, MetaData, Row, String, Table, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
-from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogTotal
+from app.models import LOG_LEVELS, Client, ClientLog, LogTotal, UTCDateTime
 from app.services.ingest import hour_bucket
 
 LevelCounts = dict[str, int]
+# The hourly rollup with the levels as columns (migration 0003; kept by triggers, read only here).
+HOURLY_WIDE = Table(
+    "log_counts_hourly_wide",
+    MetaData(),
+    Column("bucket_start", UTCDateTime(), primary_key=True),
+    Column("client_uuid", String(64), primary_key=True),
+    *(Column(level.lower(), Integer, nullable=False) for level in LOG_LEVELS),
+)
 _HALF_HOUR = timedelta(minutes=30)
 # (id, timestamp, level, message, context, client_uuid): read by name like a `ClientLog`.
 LogRow = Row[int | None, datetime, str, str, str | None, str]
@@ -84,8 +92,9 @@ async def window_counts(
 ) -> dict[str, LevelCounts]:
     """Exact log counts per client and level for `timestamp >= since`, in one statement.
 
-    Whole hours come from the hourly rollup (one row per client with the four levels side by
-    side, summed as integers). Only the part of the hour around `since` is counted in the log
+    Whole hours come from the hourly rollup, read from `log_counts_hourly_wide` (one row per hour
+    and client with the four levels side by side, kept in step with `log_counts_hourly` by the
+    triggers of migration 0003), summed as integers. Only the part of the hour around `since` is counted in the log
     table, on the covering index (timestamp, client_uuid, level), and from the nearer hour
     boundary: with `since` in the first half of its hour, that hour's rollup row is taken whole
     and the logs in [hour start, since) are subtracted; otherwise the logs in [since, next hour)
@@ -97,25 +106,19 @@ async def window_counts(
         rollup_from, edge_from, edge_to, sign = floor, floor, since, -1
     else:
         rollup_from, edge_from, edge_to, sign = floor + timedelta(hours=1), since, floor + timedelta(hours=1), 1
-    hourly_count = cast(col(LogCountHourly.count), Integer)  # int4 sums: no numeric arithmetic on PostgreSQL
-    rolled: Any = select(
-        col(LogCountHourly.client_uuid).label("client_uuid"),
-        *(
-            func.sum(hourly_count).filter(col(LogCountHourly.level) == level).label(level.lower())
-            for level in LOG_LEVELS
-        ),
-    ).where(col(LogCountHourly.bucket_start) >= rollup_from)
+    wide = HOURLY_WIDE.c
+    rolled: Any = select(wide.client_uuid, *(func.sum(wide[level.lower()]) for level in LOG_LEVELS)).where(
+        wide.bucket_start >= rollup_from
+    )
     edge: Any = select(
         col(ClientLog.client_uuid),
         *(cast(func.count().filter(col(ClientLog.level) == level) * sign, Integer) for level in LOG_LEVELS),
     ).where(col(ClientLog.timestamp) >= edge_from, col(ClientLog.timestamp) < edge_to)
     if client_uuid is not None:
-        rolled = rolled.where(col(LogCountHourly.client_uuid) == client_uuid)
+        rolled = rolled.where(wide.client_uuid == client_uuid)
         edge = edge.where(col(ClientLog.client_uuid) == client_uuid)
-    parts = union_all(
-        rolled.group_by(col(LogCountHourly.client_uuid)), edge.group_by(col(ClientLog.client_uuid))
-    ).subquery()
-    per_level = [func.coalesce(func.sum(parts.c[level.lower()]), 0) for level in LOG_LEVELS]
+    parts = union_all(rolled.group_by(wide.client_uuid), edge.group_by(col(ClientLog.client_uuid))).subquery()
+    per_level = [func.coalesce(func.sum(column), 0) for column in list(parts.c)[1:]]
     total = sum(per_level[1:], start=per_level[0])
     query = select(parts.c.client_uuid, *per_level).group_by(parts.c.client_uuid).having(total > 0)
     connection = session if isinstance(session, AsyncConnection) else await session.connection()
