@@ -101,8 +101,8 @@ class Client(SQLModel, table=True):
 class ClientLog(SQLModel, table=True):
     __tablename__ = "client_logs"
     __table_args__ = (
-        Index("ix_client_logs_client_timestamp", "client_uuid", "timestamp"),
-        Index("ix_client_logs_client_level_timestamp", "client_uuid", "level", "timestamp"),
+        Index("ix_client_logs_client_timestamp", "client_uuid", "timestamp", "id"),  # migration 0004
+        Index("ix_client_logs_client_level_timestamp", "client_uuid", "level", "timestamp", "id"),  # 0004
         Index("ix_client_logs_level_timestamp", "level", "timestamp"),
         Index("ix_client_logs_timestamp_client_level", "timestamp", "client_uuid", "level"),  # migration 0002
         Index("uq_client_logs_client_message_id", "client_uuid", "message_id", unique=True),
@@ -134,6 +134,25 @@ class LogCountHourly(SQLModel, table=True):
     )
     level: str = Field(sa_column=Column(String(5), primary_key=True))
     count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LogCountHourlyWide(SQLModel, table=True):
+    """`log_counts_hourly` with the levels as columns, one row per hour and client.
+
+    Written only by the triggers of migration 0003 (on every change of `log_counts_hourly`); the
+    window counts read it. Never write it from the application.
+    """
+
+    __tablename__ = "log_counts_hourly_wide"
+
+    bucket_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), primary_key=True, index=True)
+    )
+    error: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    warn: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    info: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    debug: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class LogTotal(SQLModel, table=True):

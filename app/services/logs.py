@@ -8,23 +8,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Integer, MetaData, Row, String, Table, cast, func, select, union_all
+from sqlalchemy import Integer, Row, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
-from app.models import LOG_LEVELS, Client, ClientLog, LogTotal, UTCDateTime
+from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourlyWide, LogTotal
 from app.services.ingest import hour_bucket
 
 LevelCounts = dict[str, int]
 # The hourly rollup with the levels as columns (migration 0003; kept by triggers, read only here).
-HOURLY_WIDE = Table(
-    "log_counts_hourly_wide",
-    MetaData(),
-    Column("bucket_start", UTCDateTime(), primary_key=True),
-    Column("client_uuid", String(64), primary_key=True),
-    *(Column(level.lower(), Integer, nullable=False) for level in LOG_LEVELS),
-)
+HOURLY_WIDE = LogCountHourlyWide.__table__  # type: ignore[attr-defined]
 _HALF_HOUR = timedelta(minutes=30)
 # (id, timestamp, level, message, context, client_uuid): read by name like a `ClientLog`.
 LogRow = Row[int | None, datetime, str, str, str | None, str]

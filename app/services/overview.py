@@ -99,14 +99,19 @@ def _latest_log_postgresql(*, errors_only: bool, name: str) -> Any:
     )
     if errors_only:
         query = query.where(col(ClientLog.level) == "ERROR")
-    return query.order_by(col(ClientLog.timestamp).desc()).limit(1).lateral(name)
+    return query.order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc()).limit(1).lateral(name)
 
 
 def _latest_log_id(*, errors_only: bool) -> Any:
     query = select(col(ClientLog.id)).where(col(ClientLog.client_uuid) == col(Client.uuid))
     if errors_only:
         query = query.where(col(ClientLog.level) == "ERROR")
-    return query.order_by(col(ClientLog.timestamp).desc()).limit(1).correlate(Client).scalar_subquery()
+    return (
+        query.order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc())
+        .limit(1)
+        .correlate(Client)
+        .scalar_subquery()
+    )
 
 
 def _ordered_clients(*, with_logs: bool, dialect: str) -> Select[Any]:
