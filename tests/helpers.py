@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from typing import Any
 
 import httpx
+from PIL import Image
 from sqlalchemy import update
 from sqlmodel import col
 
@@ -46,3 +48,10 @@ async def set_client(state: AppState, client_uuid: str, **values: Any) -> None:
     async with state.session_factory() as session, session.begin():
         result = await session.execute(update(Client).where(col(Client.uuid) == client_uuid).values(**values))
         assert result.rowcount == 1, f"no client {client_uuid}"  # type: ignore[attr-defined]
+
+
+def png_bytes(color: str = "red") -> bytes:
+    """A small real PNG image."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), color).save(buffer, format="PNG")
+    return buffer.getvalue()

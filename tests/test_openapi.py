@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
-from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
@@ -21,6 +19,7 @@ from app.config import Settings
 from app.db import create_engine
 from app.main import create_app
 from tests.conftest import SUPERADMIN_SECRET, TABLES
+from tests.helpers import png_bytes
 
 PUBLIC_OPERATIONS = {"ops_healthz", "ops_readyz", "ops_metrics"}
 OPTIONAL_AUTH_OPERATIONS = {"client_logs_test"}
@@ -188,12 +187,6 @@ SPEC_REJECTS_SCHEMA_VALID = {
     "clients_update": "an unknown group_id is 400 `Group not found`",
 }
 SEEDED_PATH_PARAMETERS = {"client_uuid": "disp-1", "group_id": 1, "screenshot_id": 1}
-
-
-def png_bytes() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), "red").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def seed(asgi_app: Any) -> None:

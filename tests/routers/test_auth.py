@@ -10,19 +10,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.models import ROLES, ApiToken
+from app.models import ROLES, ApiToken, Client
 from app.state import AppState
 from tests.conftest import SUPERADMIN_SECRET, Clock, TokenMaker, bearer
-from tests.helpers import heartbeat
+from tests.helpers import heartbeat, png_bytes
 
 pytestmark = pytest.mark.usefixtures("backend")
 
 NOT_AUTHENTICATED = {"error": "Not authenticated"}
 LOG = {"level": "info", "message": "hello"}
-PNG_1X1 = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
-)
 
 # (method, route path, minimum role or None for public, request kwargs); {uuid} is a known client.
 ENDPOINTS: list[tuple[str, str, str | None, dict[str, Any]]] = [
@@ -37,7 +33,7 @@ ENDPOINTS: list[tuple[str, str, str | None, dict[str, Any]]] = [
         "POST",
         "/api/clients/{client_uuid}/screenshot",
         "device",
-        {"content": PNG_1X1, "headers": {"Content-Type": "image/png"}},
+        {"content": png_bytes(), "headers": {"Content-Type": "image/png"}},
     ),
     ("GET", "/screenshots/{client_uuid}", "user", {}),
     ("GET", "/screenshots/{client_uuid}/priority", "user", {}),
@@ -197,8 +193,6 @@ class TestBoundDeviceToken:
         assert other.status_code == 403
         assert other.json() == {"error": "Forbidden: this token is bound to another client"}
         async with state.session_factory() as session:
-            from app.models import Client
-
             assert await session.get(Client, "disp-2") is None
 
     async def test_bound_token_cannot_read(self, client: httpx.AsyncClient, make_token: TokenMaker) -> None:
