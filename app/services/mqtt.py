@@ -8,10 +8,12 @@ unacknowledged in the broker's persistent session (fixed client id, no clean sta
 expiry interval), which delivers it again; log `message_id`s make that repeat harmless.
 
 Backpressure: the CONNECT `ReceiveMaximum` bounds how many unacknowledged messages the broker
-sends us. That is the bounded in-memory buffer: while the database is slow or down nothing is
-acknowledged, so the broker stops sending and keeps the rest queued (its `max_queued_messages`).
+sends us, and the client stops reading its socket above that many waiting messages (for brokers
+that ignore it). That is the bounded in-memory buffer: while the database is slow or down nothing
+is acknowledged, so the broker stops sending and keeps the rest queued (its `max_queued_messages`).
 
-The topic table and payload validation live in `mqtt_topics.py`, the unit of work in `mqtt_batch.py`.
+The topic table and payload validation live in `mqtt_topics.py`, the unit of work in
+`mqtt_batch.py`, the client with manual ack and socket backpressure in `mqtt_client.py`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
 from app.services.mqtt_batch import FileChanges, apply_actions
+from app.services.mqtt_client import IngestClient
 from app.services.mqtt_topics import Action, Parsed, Rejected, parse_message, subscription_filters
 from app.services.screenshots import delete_files
 from app.state import AppState, MqttState
@@ -53,25 +56,6 @@ BATCH_WINDOW_SECONDS = 0.01
 TRANSIENT_ATTEMPTS = 5
 # Stages at which the (test-only) fault hook is called.
 BEFORE_COMMIT, AFTER_COMMIT = "before_commit", "after_commit"
-
-
-class _InboundQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, except that it never drops a QoS 1 message.
-
-    aiomqtt discards what does not fit its queue; a QoS 1 message discarded there is never
-    acknowledged and holds a broker in-flight slot until the next reconnect. Its length is bounded
-    by ReceiveMaximum on a broker that honours it (mosquitto before 2.0.13 does not: it refills the
-    whole window on every PUBACK). Only QoS 0, which no one promised to keep, is dropped above `maxsize`.
-    """
-
-    def __init__(self, maxsize: int = 0) -> None:
-        super().__init__(maxsize=0)
-        self.qos0_limit = maxsize
-
-    def put_nowait(self, item: aiomqtt.Message) -> None:
-        if item.qos == 0 and self.qos0_limit and self.qsize() >= self.qos0_limit:
-            raise asyncio.QueueFull
-        super().put_nowait(item)
 
 
 class AbortConnection(Exception):
@@ -165,15 +149,16 @@ class MqttIngest:
             await asyncio.sleep(pause)
             delay = min(delay * 2, self.backoff_max)
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> IngestClient:
         """A new client per attempt: persistent session, bounded in-flight window, manual ack."""
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
         properties.ReceiveMaximum = self.receive_maximum
         settings = self.settings
-        client = aiomqtt.Client(
+        client = IngestClient(
             settings.MQTT_HOST,
             settings.MQTT_PORT,
+            high_water=self.receive_maximum,
             identifier=settings.MQTT_CLIENT_ID,
             username=settings.MQTT_USERNAME,
             password=settings.MQTT_PASSWORD,
@@ -184,11 +169,7 @@ class MqttIngest:
             tls_params=aiomqtt.TLSParameters() if settings.MQTT_TLS else None,
             keepalive=30,
             timeout=10,
-            queue_type=_InboundQueue,
-            # QoS 1 is bounded by ReceiveMaximum; this only caps a flood of QoS 0 messages.
-            max_queued_incoming_messages=self.receive_maximum * 4,
         )
-        client._client.manual_ack_set(True)  # noqa: SLF001 - aiomqtt 2.x has no manual-ack API
         return client
 
     async def _connection(self) -> None:
@@ -214,8 +195,9 @@ class MqttIngest:
 
     # -- consumption ---------------------------------------------------------------------------
 
-    async def _consume(self, client: aiomqtt.Client) -> None:
+    async def _consume(self, client: IngestClient) -> None:
         messages = client.messages
+        client.flow_control = True
         while True:
             batch = await self._gather(messages)
             INGEST_BUFFER_DEPTH.set(len(batch) + len(messages))
@@ -223,8 +205,8 @@ class MqttIngest:
             if self.fault_hook is not None:
                 await self.fault_hook(AFTER_COMMIT, batch)
             for item in batch:
-                if item.message.qos > 0:
-                    client._client.ack(item.message.mid, item.message.qos)  # noqa: SLF001
+                client.ack(item.message)
+            client.resume_reading()
             INGEST_BUFFER_DEPTH.set(len(messages))
 
     async def _gather(self, messages: aiomqtt.client.MessagesIterator) -> list[Received]:

@@ -8,6 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
+from app.metrics import REGISTRY
 from app.services.mqtt import AFTER_COMMIT, BEFORE_COMMIT, AbortConnection, Received
 from app.state import AppState
 from tests.mqtt.conftest import (
@@ -174,3 +175,25 @@ class TestSharedGroup:
 
 async def _count_is(state: AppState, expected: int) -> bool:
     return await count_logs(state) >= expected
+
+
+class TestBackpressure:
+    async def test_a_slow_database_keeps_the_in_memory_buffer_bounded(
+        self, backend: str, state: AppState, service_factory: ServiceFactory, publisher: Publisher
+    ) -> None:
+        depths: list[float] = []
+
+        async def slow_database(stage: str, items: Sequence[Received]) -> None:
+            if stage == BEFORE_COMMIT:
+                depths.append(REGISTRY.get_sample_value("infoscreen_ingest_buffer_depth") or 0.0)
+                await asyncio.sleep(0.01)
+
+        await service_factory(fault_hook=slow_database, receive_maximum=10)
+        for number in range(300):
+            await publisher.publish(f"{UUID}/logs/info", log_payload(f"slow-{number}", f"s-{number}"))
+        await eventually(lambda: _count_is(state, 300), what="300 logs stored")
+
+        # Received but not yet stored: about one ReceiveMaximum, never the whole backlog, even on a
+        # broker that refills its window on every PUBACK (the client stops reading its socket).
+        assert max(depths) <= 3 * 10, max(depths)
+        assert await count_logs(state) == 300
