@@ -195,6 +195,17 @@ class TestBoundDeviceToken:
         async with state.session_factory() as session:
             assert await session.get(Client, "disp-2") is None
 
+    async def test_screenshot_for_its_own_client_only(
+        self, client: httpx.AsyncClient, make_token: TokenMaker, state: AppState
+    ) -> None:
+        headers = {**await make_token("device", client_uuid="disp-1"), "Content-Type": "image/png"}
+        own = await client.post("/api/clients/disp-1/screenshot", content=png_bytes(), headers=headers)
+        other = await client.post("/api/clients/disp-2/screenshot", content=png_bytes(), headers=headers)
+        assert own.status_code == 202, own.text
+        assert other.status_code == 403
+        async with state.session_factory() as session:
+            assert await session.get(Client, "disp-2") is None
+
     async def test_bound_token_cannot_read(self, client: httpx.AsyncClient, make_token: TokenMaker) -> None:
         headers = await make_token("device", client_uuid="disp-1")
         assert (await client.get("/api/clients/disp-1", headers=headers)).status_code == 403
