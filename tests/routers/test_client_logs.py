@@ -216,6 +216,15 @@ class TestClientLogs:
         assert response.status_code == 200
         assert [entry["message"] for entry in response.json()["logs"]] == ["after", "at"]
 
+    async def test_since_is_exact_to_the_microsecond(self, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+        moment = datetime(2026, 3, 9, 20, 0, 0, 123456, tzinfo=UTC)
+        await post_logs(client, admin, "disp-1", [log("info", "at", moment)])
+        for since, expected in (("2026-03-09T20:00:00.123456Z", 1), ("2026-03-09T20:00:00.123457Z", 0)):
+            body = (await client.get("/api/client-logs/disp-1/logs", params={"since": since}, headers=admin)).json()
+            assert body["count"] == expected, since
+        body = (await client.get("/api/client-logs/disp-1/logs", headers=admin)).json()
+        assert body["logs"][0]["timestamp"] == "2026-03-09T20:00:00.123456+00:00"
+
     async def test_since_combines_with_level_and_limit(self, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         boundary = datetime(2026, 3, 9, 20, 0, 0, tzinfo=UTC)
         await post_logs(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +13,7 @@ from sqlmodel import col
 from app.models import ClientLog, LogCountHourly, LogTotal, Screenshot
 from app.state import AppState
 from tests.conftest import Clock, TokenMaker
-from tests.helpers import UTC_SUFFIX, heartbeat, log, post_logs
+from tests.helpers import UTC_SUFFIX, heartbeat, log, post_logs, set_client
 
 pytestmark = pytest.mark.usefixtures("backend")
 
@@ -75,6 +75,24 @@ class TestClientRead:
         assert first["status"] == "healthy"
         assert first["last_alive"] == clock().isoformat()
         assert first["registration_time"].endswith(UTC_SUFFIX)
+
+    async def test_every_timestamp_is_utc_with_offset(
+        self, client: httpx.AsyncClient, admin: dict[str, str], state: AppState, clock: Clock
+    ) -> None:
+        await heartbeat(client, admin, "disp-1")
+        moment = datetime(2026, 3, 9, 20, 30, 15, 250000, tzinfo=UTC)
+        await set_client(
+            state,
+            "disp-1",
+            last_screenshot_analyzed=moment,
+            last_priority_received_at=moment,
+            last_priority_screenshot_type="event_start",
+        )
+        body = (await client.get("/api/clients/disp-1", headers=admin)).json()
+        for name in ("registration_time", "last_alive"):
+            assert body[name] == clock().isoformat()
+        for name in ("last_screenshot_analyzed", "last_priority_received_at"):
+            assert body[name] == "2026-03-09T20:30:15.250000+00:00"
 
     async def test_empty_list(self, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         assert (await client.get("/api/clients", headers=admin)).json() == {"clients": [], "count": 0}
