@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, Select, func, nulls_last, select, true, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -82,6 +83,22 @@ _PAYLOAD_FIELDS = _fields(
     "last_priority_screenshot_type",
     "last_priority_received_at",
 )
+
+
+# At most this many overview builds (rows, views, payload) are in memory at once: with 10,000 clients
+# one build holds ~40 MB, so 8 concurrent dashboards would otherwise push the process past 300 MB.
+# The work is CPU-bound on the same cores either way, so throughput does not drop.
+OVERVIEW_BUILDS = 2
+_build_slots: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
+
+
+def _overview_slots() -> asyncio.Semaphore:
+    """The build semaphore of the running event loop (tests run many loops in one process)."""
+    loop = asyncio.get_running_loop()
+    slots = _build_slots.get(loop)
+    if slots is None:
+        slots = _build_slots[loop] = asyncio.Semaphore(OVERVIEW_BUILDS)
+    return slots
 
 
 def _as_received(column: Any, dialect: str) -> Any:
@@ -173,6 +190,26 @@ async def client_views(
     client_uuid: str | None = None,
 ) -> list[ClientView]:
     """Every client (or one) with its status over the last `hours`: exactly two statements.
+
+    Overview builds (`with_logs`) take one of `OVERVIEW_BUILDS` slots. The caller renders the
+    payload right after, without awaiting, so a build's memory is released before the next starts.
+    """
+    if not with_logs:
+        return await _client_views(session, now=now, hours=hours, rules=rules, with_logs=False, client_uuid=client_uuid)
+    async with _overview_slots():
+        return await _client_views(session, now=now, hours=hours, rules=rules, with_logs=True, client_uuid=client_uuid)
+
+
+async def _client_views(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    hours: int,
+    rules: Rules,
+    with_logs: bool,
+    client_uuid: str | None = None,
+) -> list[ClientView]:
+    """See `client_views`.
 
     On PostgreSQL the window counts run on a second pooled connection while the client query runs
     on the session's, so the request waits for the slower of the two, not their sum (each is exact;
