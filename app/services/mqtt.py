@@ -159,6 +159,7 @@ class MqttIngest:
             settings.MQTT_HOST,
             settings.MQTT_PORT,
             high_water=self.receive_maximum,
+            on_connection_lost=self._connection_lost,
             identifier=settings.MQTT_CLIENT_ID,
             username=settings.MQTT_USERNAME,
             password=settings.MQTT_PASSWORD,
@@ -171,6 +172,9 @@ class MqttIngest:
             timeout=10,
         )
         return client
+
+    def _connection_lost(self) -> None:
+        self.mqtt_state.connected = False
 
     async def _connection(self) -> None:
         """One connection's life; it ends only by raising (connection lost)."""

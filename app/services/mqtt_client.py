@@ -16,6 +16,7 @@ the next reconnect.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
@@ -39,7 +40,9 @@ class _InboundQueue(asyncio.Queue[aiomqtt.Message]):
 class IngestClient(aiomqtt.Client):
     """An aiomqtt client that acknowledges only on request and pauses reading above `high_water`."""
 
-    def __init__(self, *args: Any, high_water: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, high_water: int, on_connection_lost: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(
             *args,
             queue_type=_InboundQueue,
@@ -53,6 +56,7 @@ class IngestClient(aiomqtt.Client):
         # Off until the consumer runs: a resumed session floods us before the SUBACK, which must be read.
         self.flow_control = False
         self._socket_fd: int | None = None
+        self.on_connection_lost = on_connection_lost
 
     def ack(self, message: aiomqtt.Message) -> None:
         """Send the PUBACK of a stored message (a no-op for QoS 0, or once the connection is gone)."""
@@ -96,3 +100,6 @@ class IngestClient(aiomqtt.Client):
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: PahoSocket) -> None:
         self._socket_fd = None
         super()._on_socket_close(client, userdata, sock)
+        # At once, even while the consumer is busy retrying the database: `/readyz` reads it.
+        if self.on_connection_lost is not None:
+            self.on_connection_lost()

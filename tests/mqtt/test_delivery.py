@@ -197,3 +197,35 @@ class TestBackpressure:
         # broker that refills its window on every PUBACK (the client stops reading its socket).
         assert max(depths) <= 3 * 10, max(depths)
         assert await count_logs(state) == 300
+
+
+class TestConnectionState:
+    async def test_a_lost_broker_shows_at_once_even_while_a_batch_is_being_stored(
+        self, backend: str, state: AppState, broker: Broker, service_factory: ServiceFactory, publisher: Publisher
+    ) -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def stuck_database(stage: str, items: Sequence[Received]) -> None:
+            if stage == BEFORE_COMMIT and not release.is_set():
+                entered.set()
+                await release.wait()
+
+        service = await service_factory(fault_hook=stuck_database)
+        await publisher.publish(f"{UUID}/logs/error", log_payload("during the outage", "o-1"))
+        await publisher.close()
+        await eventually(entered.is_set, what="batch in the database")
+        broker.stop()
+
+        await eventually(lambda: not service.mqtt_state.connected, what="connection loss reported")
+        release.set()
+        broker.start()
+        await eventually(lambda: service.mqtt_state.connected, what="reconnected")
+        # Committed without an ack (the connection was gone): redelivered first, and stored once.
+        after = Publisher(broker, publisher.prefix)
+        await after.connect()
+        try:
+            await after.publish(f"{UUID}/logs/info", "sentinel")
+        finally:
+            await after.close()
+        await wait_for_log(state, UUID, "sentinel")
+        assert [entry.message for entry in await logs_of(state, UUID)] == ["during the outage", "sentinel"]
