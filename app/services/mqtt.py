@@ -12,6 +12,10 @@ sends us, and the client stops reading its socket above that many waiting messag
 that ignore it). That is the bounded in-memory buffer: while the database is slow or down nothing
 is acknowledged, so the broker stops sending and keeps the rest queued (its `max_queued_messages`).
 
+Scale-out: replicas share one `MQTT_SHARED_GROUP` (`$share/<group>/...` subscriptions, MQTT v5)
+and each needs its own fixed `MQTT_CLIENT_ID`: two connections with one id take the session from
+each other in a loop.
+
 The topic table and payload validation live in `mqtt_topics.py`, the unit of work in
 `mqtt_batch.py`, the client with manual ack and socket backpressure in `mqtt_client.py`.
 """
