@@ -62,7 +62,10 @@ class Broker:
 
     def start(self) -> None:
         assert self.process is None
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdin=subprocess.DEVNULL)
+        with (self.directory / "mosquitto.stderr").open("ab") as output:
+            self.process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.config)], stdin=subprocess.DEVNULL, stdout=output, stderr=output
+            )
         deadline = time.monotonic() + DEADLINE_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
