@@ -66,6 +66,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{result['concurrent'].get('req_per_s', '–')} |"
             )
         lines += ["", f"Service peak RSS: {run['service_peak_rss_mb']} MB. Data: {_prepared(run['prepare'])}", ""]
+    lines += ["## Targets (issue #4)", "", targets(results)]
     ingest = results.get("ingest")
     if ingest:
         lines += ["## Ingest through Mosquitto", ""]
@@ -101,3 +102,101 @@ def _prepared(info: dict[str, Any]) -> str:
     if "peer_load_s" in info:
         parts.append(f"original's load.py {info['peer_load_s']} s")
     return ", ".join(parts) + "." if parts else "loaded."
+
+
+def _find(runs: list[dict[str, Any]], dataset: str) -> dict[str, Any] | None:
+    return next((run for run in runs if run["dataset"] == dataset), None)
+
+
+def targets(results: dict[str, Any]) -> str:
+    """Every target of issue #4 with the measured value beside it (from one results file)."""
+    rows: list[tuple[str, str, str]] = []
+
+    def seq(run: dict[str, Any] | None, system: str, endpoint: str) -> float | None:
+        return run[system][endpoint]["sequential"].get("p50_ms") if run else None
+
+    def verdict(ok: bool | None) -> str:
+        return "–" if ok is None else ("met" if ok else "**missed**")
+
+    pg = results.get("postgresql", [])
+    mid, large = _find(pg, "2000x500"), _find(pg, "10000x500")
+    overview_mid = seq(mid, "service", "monitoring-overview")
+    ratio = mid["ratios"]["monitoring-overview"]["sequential"] if mid else None
+    rows.append(
+        ("overview 2,000 × 500 p50 ≤ 100 ms", f"{_ms(overview_mid)} ms", verdict(overview_mid and overview_mid <= 100))
+    )
+    rows.append(("overview 2,000 × 500 ≥ 50× the original", _ratio(ratio), verdict(ratio and ratio >= 50)))
+    overview_large = seq(large, "service", "monitoring-overview")
+    rows.append(
+        (
+            "overview 10,000 × 500 p50 ≤ 500 ms",
+            f"{_ms(overview_large)} ms",
+            verdict(overview_large and overview_large <= 500),
+        )
+    )
+    summary_ratio = mid["ratios"]["summary"]["sequential"] if mid else None
+    rows.append(
+        (
+            "summary 2,000 × 500 ≥ 10× the original",
+            _ratio(summary_ratio),
+            verdict(summary_ratio and summary_ratio >= 10),
+        )
+    )
+    for endpoint in ("client-logs", "recent-errors", "test"):
+        value = seq(mid, "service", endpoint)
+        rows.append((f"{endpoint} p50 ≤ 5 ms (2,000 × 500)", f"{_ms(value)} ms", verdict(value and value <= 5)))
+        value = seq(large, "service", endpoint)
+        rows.append((f"{endpoint} p50 ≤ 5 ms (10,000 × 500)", f"{_ms(value)} ms", verdict(value and value <= 5)))
+    sqlite_mid = _find(results.get("sqlite", []), "2000x500")
+    sqlite_overview = seq(sqlite_mid, "service", "monitoring-overview")
+    rows.append(
+        (
+            "SQLite overview 2,000 × 500 p50 ≤ 300 ms",
+            f"{_ms(sqlite_overview)} ms",
+            verdict(sqlite_overview and sqlite_overview <= 300),
+        )
+    )
+    ingest = results.get("ingest") or {}
+    scenarios = {row["name"]: row for row in ingest.get("scenarios", [])}
+    backlog = scenarios.get("log backlog drain")
+    if backlog:
+        share = backlog["service_vs_bare"]
+        rows.append(
+            (
+                "log backlog drain ≥ ½ the bare consumer",
+                f"{share} ({backlog['service_rate']} vs {backlog['bare_rate']} msg/s)",
+                verdict(share is not None and share >= 0.5),
+            )
+        )
+        rows.append(
+            (
+                "log backlog: 0 lost, 0 duplicated",
+                f"{backlog['lost']} lost, {backlog['duplicated']} duplicated",
+                verdict(backlog["lost"] == 0 and backlog["duplicated"] == 0),
+            )
+        )
+    heartbeat = scenarios.get("live heartbeat")
+    if heartbeat:
+        share = heartbeat["service_vs_bare"]
+        measured = (
+            f"{share} ({heartbeat['service_rate']} vs {heartbeat['bare_rate']} msg/s), "
+            f"{heartbeat['lost']} lost, {heartbeat['duplicated']} duplicated"
+        )
+        ok = share is not None and share >= 0.5 and heartbeat["lost"] == 0
+        rows.append(("heartbeats ≥ ½ the bare consumer, 0 lost / duplicated", measured, verdict(ok)))
+    shots = scenarios.get("live screenshot")
+    if shots:
+        rows.append(
+            (
+                "≥ 200 screenshots/s of 100 KB",
+                f"{shots['service_rate']}/s (bare consumer {shots['bare_rate']}/s)",
+                verdict((shots["service_rate"] or 0) >= 200),
+            )
+        )
+    peaks = [run.get("service_peak_rss_mb", 0) for run in pg + results.get("sqlite", [])]
+    peaks.append(ingest.get("service_peak_rss_mb", 0) or 0)
+    peak = max(peaks, default=0)
+    rows.append(("service peak RSS ≤ 300 MB", f"{peak} MB", verdict(peak <= 300) if peak else "–"))
+    lines = ["| target | measured | |", "| --- | --- | --- |"]
+    lines += [f"| {target} | {value} | {state} |" for target, value, state in rows]
+    return "\n".join(lines) + "\n"
