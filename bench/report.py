@@ -52,7 +52,12 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{service_result['concurrent'].get('req_per_s', '–')}"
                 f" | {service_result['sequential'].get('body_bytes', 0) / 1024:.0f} KB |"
             )
-        lines += ["", f"Service peak RSS: {run['service_peak_rss_mb']} MB. Data: {_prepared(run['prepare'])}", ""]
+        source = f" Measured in `{run['source']}`." if run.get("source") else ""
+        lines += [
+            "",
+            f"Service peak RSS: {run['service_peak_rss_mb']} MB. Data: {_prepared(run['prepare'])}{source}",
+            "",
+        ]
     for run in results.get("sqlite", []):
         lines += [
             f"## SQLite (service only), {run['dataset']}",
@@ -200,3 +205,31 @@ def targets(results: dict[str, Any]) -> str:
     lines = ["| target | measured | |", "| --- | --- | --- |"]
     lines += [f"| {target} | {value} | {state} |" for target, value, state in rows]
     return "\n".join(lines) + "\n"
+
+
+def combine(base: dict[str, Any], *overrides: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """`base` with its per-dataset runs replaced by those of later runs (each tagged with its source)."""
+    combined = dict(base)
+    for backend in ("postgresql", "sqlite"):
+        runs = {run["dataset"]: run for run in base.get(backend, [])}
+        for source, override in overrides:
+            for run in override.get(backend, []):
+                runs[run["dataset"]] = {**run, "source": source}
+        combined[backend] = sorted(runs.values(), key=lambda run: int(run["dataset"].split("x")[0]))
+    return combined
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    from pathlib import Path
+
+    # python -m bench.report OUT.json BASE.json [LATER.json ...]: combine, write OUT.json and OUT.md
+    out, base_path, *later = sys.argv[1:]
+    result = combine(
+        json.loads(Path(base_path).read_text()),
+        *((Path(path).stem, json.loads(Path(path).read_text())) for path in later),
+    )
+    result["combined_from"] = [Path(base_path).stem, *(Path(path).stem for path in later)]
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(out).with_suffix(".md").write_text(markdown(result))
