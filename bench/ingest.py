@@ -54,7 +54,7 @@ class Sizes:
     publishers: int = 4
 
 
-QUICK = Sizes(backlog_logs=4000, live_logs=4000, heartbeats=4000, screenshots=400)
+QUICK = Sizes(backlog_logs=3000, live_logs=3000, heartbeats=3000, screenshots=300)
 FULL = Sizes(backlog_logs=50_000, live_logs=30_000, heartbeats=30_000, screenshots=3000)
 
 
