@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Result, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,8 +23,10 @@ from app.models import Client, ClientLog, LogCountHourly, LogTotal
 from app.schemas.ingest import LogRecord
 
 UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-# Rows per INSERT: keeps every statement under both backends' bound-parameter limits.
-_ROWS_PER_STATEMENT = 1000
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
+_LOGS = ClientLog.__table__  # type: ignore[attr-defined]
+_HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
+_TOTALS = LogTotal.__table__  # type: ignore[attr-defined]
 
 
 def valid_uuid(value: str) -> bool:
@@ -45,27 +47,39 @@ def hour_bucket(moment: datetime) -> datetime:
 async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, now: datetime) -> None:
     """Register unknown uuids (`registration_time = now`, active); known ones are left alone."""
     rows = [{"uuid": uuid, "registration_time": now, "is_active": True} for uuid in sorted(set(client_uuids))]
-    insert = dialect_insert(session)
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        await session.execute(
-            insert(Client)
-            .values(rows[start : start + _ROWS_PER_STATEMENT])
-            .on_conflict_do_nothing(index_elements=["uuid"])
-        )
+    if rows:
+        statement = dialect_insert(session)(_CLIENTS).on_conflict_do_nothing(index_elements=["uuid"])
+        await _execute_many(session, statement, rows)
 
 
 async def record_heartbeat(
     session: AsyncSession, *, client_uuid: str, fields: Mapping[str, Any], now: datetime
 ) -> None:
     """Mark the display alive now and update only the fields it sent; registers it if new."""
-    values = {**fields, "last_alive": now}
-    insert = dialect_insert(session)
-    statement = insert(Client).values(uuid=client_uuid, registration_time=now, is_active=True, **values)
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["uuid"], set_={name: statement.excluded[name] for name in values}
+    await record_heartbeats(session, [(client_uuid, fields, now)])
+
+
+async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Mapping[str, Any], datetime]]) -> None:
+    """Heartbeats of many displays: one upsert per set of fields sent, whatever the number of displays.
+
+    Repeats of one display merge in order (later values and time win). Rows go in uuid order, so
+    concurrent writers lock them in the same order.
+    """
+    merged: dict[str, tuple[dict[str, Any], datetime]] = {}
+    for client_uuid, fields, at in beats:
+        known = merged.get(client_uuid)
+        merged[client_uuid] = ({**known[0], **fields} if known else dict(fields), at)
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for client_uuid in sorted(merged):
+        fields, at = merged[client_uuid]
+        groups.setdefault(tuple(sorted(fields)), []).append(
+            {"uuid": client_uuid, "registration_time": at, "is_active": True, **fields, "last_alive": at}
         )
-    )
+    insert = dialect_insert(session)
+    for names, rows in groups.items():
+        statement = insert(_CLIENTS)
+        updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
+        await _execute_many(session, statement.on_conflict_do_update(index_elements=["uuid"], set_=updated), rows)
 
 
 async def record_health(session: AsyncSession, *, client_uuid: str, fields: Mapping[str, Any], now: datetime) -> None:
@@ -106,16 +120,12 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
         }
         for uuid, record in entries
     ]
-    insert = dialect_insert(session)
-    inserted: list[Row[Any]] = []
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        statement = (
-            insert(ClientLog)
-            .values(rows[start : start + _ROWS_PER_STATEMENT])
-            .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
-            .returning(col(ClientLog.client_uuid), col(ClientLog.timestamp), col(ClientLog.level))
-        )
-        inserted.extend((await session.execute(statement)).all())
+    statement = (
+        dialect_insert(session)(_LOGS)
+        .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
+        .returning(_LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
+    )
+    inserted = (await _execute_many(session, statement, rows)).all()
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
@@ -131,30 +141,41 @@ async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetim
     if not hourly:
         return
     insert = dialect_insert(session)
-    for start in range(0, len(hourly), _ROWS_PER_STATEMENT):
-        chunk = hourly[start : start + _ROWS_PER_STATEMENT]
-        statement = insert(LogCountHourly).values(
-            [
-                {"bucket_start": bucket, "client_uuid": uuid, "level": level, "count": delta}
-                for (bucket, uuid, level), delta in chunk
-            ]
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["bucket_start", "client_uuid", "level"],
-                set_={"count": col(LogCountHourly.count) + statement.excluded["count"]},
-            )
-        )
+    statement = insert(_HOURLY)
+    await _execute_many(
+        session,
+        statement.on_conflict_do_update(
+            index_elements=["bucket_start", "client_uuid", "level"],
+            set_={"count": _HOURLY.c.count + statement.excluded["count"]},
+        ),
+        [
+            {"bucket_start": bucket, "client_uuid": uuid, "level": level, "count": delta}
+            for (bucket, uuid, level), delta in hourly
+        ],
+    )
     totals: Counter[str] = Counter()
     for (_, _, level), delta in hourly:
         totals[level] += delta
     total_rows = [{"level": level, "count": delta} for level, delta in sorted(totals.items()) if delta]
     if not total_rows:
         return
-    statement = insert(LogTotal).values(total_rows)
-    await session.execute(
+    statement = insert(_TOTALS)
+    await _execute_many(
+        session,
         statement.on_conflict_do_update(
-            index_elements=["level"],
-            set_={"count": col(LogTotal.count) + statement.excluded["count"]},
-        )
+            index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
+        ),
+        total_rows,
     )
+
+
+async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
+    """One INSERT for many rows on the Core table.
+
+    An executemany of one cached statement (SQLAlchemy batches it into multi-row VALUES pages),
+    where building a `.values([...])` statement per call would compile anew every time: that
+    compilation was most of the MQTT ingest's time.
+    """
+    connection = await session.connection()
+    result: Result[Any] = await connection.execute(statement, rows)
+    return result

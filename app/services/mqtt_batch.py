@@ -60,49 +60,43 @@ async def apply_actions(
     """Apply every action in `session` (no commit); record the files written and to delete in `files`.
 
     `now` (the batch's latest arrival) is the registration time of displays first seen in logs.
+    Heartbeats are written for all displays at once (one statement per set of fields), before or
+    after each display's screenshots so that `last_alive` ends at its latest arrival.
     """
     displays: dict[str, _Display] = {}
     for action in actions:
         if not isinstance(action, LogLine):
             displays.setdefault(action.client_uuid, _Display()).add(action)
-    for client_uuid in sorted(displays):
-        await _apply_display(session, client_uuid, displays[client_uuid], settings=settings, now=now, files=files)
+    ordered = sorted(displays.items())
+    before_shots: list[tuple[str, dict[str, Any], datetime]] = []
+    after_shots: list[tuple[str, dict[str, Any], datetime]] = []
+    for client_uuid, display in ordered:
+        if display.alive_at is not None:
+            last = all(shot.received_at <= display.alive_at for shot in display.screenshots)
+            (after_shots if last else before_shots).append((client_uuid, display.fields, display.alive_at))
+    await ingest.record_heartbeats(session, before_shots)
+    for client_uuid, display in ordered:
+        for shot in display.screenshots:
+            stored = await store_screenshot(
+                session,
+                settings=settings,
+                client_uuid=client_uuid,
+                image=shot.image,
+                screenshot_type=shot.screenshot_type,
+                captured_at=shot.captured_at,
+                now=shot.received_at,
+            )
+            files.written.append(stored.written_file)
+            files.to_delete.extend(stored.files_to_delete)
+    await ingest.record_heartbeats(session, after_shots)
+    announced_only: list[str] = []
+    for client_uuid, display in ordered:
+        if display.offline_at is not None:
+            await ingest.record_status(session, client_uuid=client_uuid, online=False, now=display.offline_at)
+        elif display.status_seen and display.alive_at is None and not display.screenshots:
+            # `online` alone registers the display but is no heartbeat.
+            announced_only.append(client_uuid)
+    await ingest.ensure_clients(session, announced_only, now=now)
     logs = [(action.client_uuid, action.record) for action in actions if isinstance(action, LogLine)]
     if logs:
         await ingest.record_logs(session, logs, now=now)
-
-
-async def _apply_display(
-    session: AsyncSession,
-    client_uuid: str,
-    display: _Display,
-    *,
-    settings: Settings,
-    now: datetime,
-    files: FileChanges,
-) -> None:
-    # The newest sign of life goes last, so `last_alive` ends at the latest arrival.
-    heartbeat_last = display.alive_at is not None and all(
-        shot.received_at <= display.alive_at for shot in display.screenshots
-    )
-    if display.alive_at is not None and not heartbeat_last:
-        await ingest.record_heartbeat(session, client_uuid=client_uuid, fields=display.fields, now=display.alive_at)
-    for shot in display.screenshots:
-        stored = await store_screenshot(
-            session,
-            settings=settings,
-            client_uuid=client_uuid,
-            image=shot.image,
-            screenshot_type=shot.screenshot_type,
-            captured_at=shot.captured_at,
-            now=shot.received_at,
-        )
-        files.written.append(stored.written_file)
-        files.to_delete.extend(stored.files_to_delete)
-    if display.alive_at is not None and heartbeat_last:
-        await ingest.record_heartbeat(session, client_uuid=client_uuid, fields=display.fields, now=display.alive_at)
-    if display.offline_at is not None:
-        await ingest.record_status(session, client_uuid=client_uuid, online=False, now=display.offline_at)
-    elif display.status_seen and display.alive_at is None and not display.screenshots:
-        # `online` alone registers the display but is no heartbeat.
-        await ingest.ensure_clients(session, [client_uuid], now=now)
