@@ -6,6 +6,7 @@ MQTT batch writer), so a batch is stored whole or not at all.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Result, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -75,11 +77,18 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
         groups.setdefault(tuple(sorted(fields)), []).append(
             {"uuid": client_uuid, "registration_time": at, "is_active": True, **fields, "last_alive": at}
         )
-    insert = dialect_insert(session)
+    dialect = session.get_bind().dialect.name
     for names, rows in groups.items():
-        statement = insert(_CLIENTS)
-        updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
-        await _execute_many(session, statement.on_conflict_do_update(index_elements=["uuid"], set_=updated), rows)
+        await _execute_many(session, _heartbeat_upsert(dialect, names), rows)
+
+
+@functools.cache
+def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
+    """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap)."""
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(_CLIENTS)
+    updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
+    return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
 
 
 async def record_health(session: AsyncSession, *, client_uuid: str, fields: Mapping[str, Any], now: datetime) -> None:
