@@ -124,26 +124,13 @@ class ClientLog(SQLModel, table=True):
 
 
 class LogCountHourly(SQLModel, table=True):
-    """Exact per-client, per-level log counts by UTC hour, kept in step with `client_logs`."""
+    """Exact log counts per UTC hour and client, the levels side by side, kept in step with `client_logs`.
 
-    __tablename__ = "log_counts_hourly"
-
-    bucket_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
-    client_uuid: str = Field(
-        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), primary_key=True, index=True)
-    )
-    level: str = Field(sa_column=Column(String(5), primary_key=True))
-    count: int = Field(sa_column=Column(BigInteger, nullable=False))
-
-
-class LogCountHourlyWide(SQLModel, table=True):
-    """`log_counts_hourly` with the levels as columns, one row per hour and client.
-
-    Written only by the triggers of migration 0003 (on every change of `log_counts_hourly`); the
-    window counts read it. Never write it from the application.
+    Written by the ingest service, retention and client deletion (`ingest.adjust_log_counts`);
+    the window counts read it instead of counting logs.
     """
 
-    __tablename__ = "log_counts_hourly_wide"
+    __tablename__ = "log_counts_hourly"
 
     bucket_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
     client_uuid: str = Field(

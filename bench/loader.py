@@ -2,7 +2,7 @@
 
 PostgreSQL: COPY (asyncpg `copy_records_to_table`) with the secondary indexes of `client_logs` dropped
 and rebuilt around it, foreign-key triggers off for the session; SQLite: batched `executemany` in one
-transaction. Both then fill `log_counts_hourly` and `log_totals` from the data itself (so they are
+transaction. Both then fill the hourly rollup `log_counts_hourly` and `log_totals` from the data itself (so they are
 exact), record the anchor in `bench_meta`, and analyze. Offsets are re-anchored to `anchor`, the same
 instant the peer's own load uses, so both databases hold identical timestamps.
 
@@ -114,12 +114,13 @@ CLIENT_COLUMNS = [
     "last_screenshot_hash",
 ]
 LOG_COLUMNS = ["id", "client_uuid", "timestamp", "level", "message", "context"]
-WIDE_FILL = (
-    "INSERT INTO log_counts_hourly_wide (bucket_start, client_uuid, error, warn, info, debug)"
-    " SELECT bucket_start, client_uuid,"
-    " SUM(CASE WHEN level = 'ERROR' THEN count ELSE 0 END), SUM(CASE WHEN level = 'WARN' THEN count ELSE 0 END),"
-    " SUM(CASE WHEN level = 'INFO' THEN count ELSE 0 END), SUM(CASE WHEN level = 'DEBUG' THEN count ELSE 0 END)"
-    " FROM log_counts_hourly GROUP BY bucket_start, client_uuid"
+# The hourly rollup (levels as columns) from the logs themselves; `{hour}` is the backend's hour truncation.
+ROLLUP_FILL = (
+    "INSERT INTO log_counts_hourly (bucket_start, client_uuid, error, warn, info, debug)"
+    " SELECT {hour}, client_uuid,"
+    " SUM(CASE WHEN level = 'ERROR' THEN 1 ELSE 0 END), SUM(CASE WHEN level = 'WARN' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN level = 'INFO' THEN 1 ELSE 0 END), SUM(CASE WHEN level = 'DEBUG' THEN 1 ELSE 0 END)"
+    " FROM client_logs GROUP BY 1, 2"
 )
 META_DDL = "CREATE TABLE IF NOT EXISTS bench_meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)"
 
@@ -212,17 +213,10 @@ async def load_postgres(dataset: Dataset, fleet: Fleet, *, anchor: datetime) -> 
                 await connection.execute(row["indexdef"])
             timings["indexes_s"] = time.perf_counter() - phase
             phase = time.perf_counter()
-            await connection.execute(
-                "INSERT INTO log_counts_hourly (bucket_start, client_uuid, level, count)"
-                " SELECT date_trunc('hour', timestamp), client_uuid, level, count(*) FROM client_logs"
-                " GROUP BY 1, 2, 3"
-            )
+            await connection.execute(ROLLUP_FILL.format(hour="date_trunc('hour', timestamp)"))
             await connection.execute(
                 "INSERT INTO log_totals (level, count) SELECT level, count(*) FROM client_logs GROUP BY level"
             )
-            if await connection.fetchval("SELECT to_regclass('log_counts_hourly_wide') IS NOT NULL"):
-                # Its triggers do not fire in this session (replica role): fill it from the rollup.
-                await connection.execute(WIDE_FILL)
             timings["rollups_s"] = time.perf_counter() - phase
             await connection.execute(META_DDL)
             await connection.executemany(
@@ -327,11 +321,7 @@ async def load_sqlite(dataset: Dataset, fleet: Fleet, *, anchor: datetime) -> di
             connection.execute(sql)
         timings["indexes_s"] = time.perf_counter() - phase
         phase = time.perf_counter()
-        connection.execute(
-            "INSERT INTO log_counts_hourly (bucket_start, client_uuid, level, count)"
-            " SELECT substr(timestamp, 1, 13) || ':00:00.000000', client_uuid, level, count(*) FROM client_logs"
-            " GROUP BY 1, 2, 3"
-        )
+        connection.execute(ROLLUP_FILL.format(hour="substr(timestamp, 1, 13) || ':00:00.000000'"))
         connection.execute("INSERT INTO log_totals (level, count) SELECT level, count(*) FROM client_logs GROUP BY 1")
         timings["rollups_s"] = time.perf_counter() - phase
         connection.execute(META_DDL)

@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from app.errors import BadRequest, ClientNotFound, Conflict, NotFound
 from app.models import Client, ClientGroup, ClientLog, LogCountHourly, Screenshot
-from app.services.ingest import adjust_log_counts
+from app.services.ingest import LEVEL_COLUMNS, adjust_totals
 from app.services.overview import ClientView
 
 CLIENT_FIELDS = (
@@ -61,14 +61,15 @@ async def delete_client(session: AsyncSession, *, client_uuid: str) -> list[str]
     """Remove a client with its logs, counts and screenshot rows; returns the screenshot files to delete."""
     if await session.scalar(select(col(Client.uuid)).where(col(Client.uuid) == client_uuid)) is None:
         raise ClientNotFound()
-    rows = (
+    rollup = LogCountHourly.__table__  # type: ignore[attr-defined]
+    sums = (
         await session.execute(
-            select(col(LogCountHourly.bucket_start), col(LogCountHourly.level), col(LogCountHourly.count)).where(
-                col(LogCountHourly.client_uuid) == client_uuid
+            select(*(func.coalesce(func.sum(rollup.c[column]), 0) for column in LEVEL_COLUMNS.values())).where(
+                rollup.c.client_uuid == client_uuid
             )
         )
-    ).all()
-    await adjust_log_counts(session, {(bucket, client_uuid, level): -count for bucket, level, count in rows if count})
+    ).one()
+    await adjust_totals(session, {level: -int(count) for level, count in zip(LEVEL_COLUMNS, sums, strict=True)})
     files = list(
         (
             await session.execute(select(col(Screenshot.filename)).where(col(Screenshot.client_uuid) == client_uuid))

@@ -29,6 +29,8 @@ _CLIENTS = Client.__table__  # type: ignore[attr-defined]
 _LOGS = ClientLog.__table__  # type: ignore[attr-defined]
 _HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
 _TOTALS = LogTotal.__table__  # type: ignore[attr-defined]
+# Rollup column of each level.
+LEVEL_COLUMNS = {"ERROR": "error", "WARN": "warn", "INFO": "info", "DEBUG": "debug"}
 
 
 def valid_uuid(value: str) -> bool:
@@ -85,8 +87,7 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
 @functools.cache
 def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap)."""
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_CLIENTS)
+    statement = _insert_for(dialect)(_CLIENTS)
     updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
     return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
 
@@ -142,39 +143,49 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
 
 
 async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetime, str, str], int]) -> None:
-    """Add (or, negative, remove) counts in the hourly rollup and the totals.
+    """Add (or, negative, remove) counts keyed by (hour, client, level) in the hourly rollup and the totals.
 
     Rows are written in key order so concurrent writers lock them in the same order (no deadlock).
     """
-    hourly = sorted((key, delta) for key, delta in deltas.items() if delta)
-    if not hourly:
-        return
-    insert = dialect_insert(session)
-    statement = insert(_HOURLY)
-    await _execute_many(
-        session,
-        statement.on_conflict_do_update(
-            index_elements=["bucket_start", "client_uuid", "level"],
-            set_={"count": _HOURLY.c.count + statement.excluded["count"]},
-        ),
-        [
-            {"bucket_start": bucket, "client_uuid": uuid, "level": level, "count": delta}
-            for (bucket, uuid, level), delta in hourly
-        ],
-    )
+    per_hour: dict[tuple[datetime, str], dict[str, int]] = {}
     totals: Counter[str] = Counter()
-    for (_, _, level), delta in hourly:
-        totals[level] += delta
-    total_rows = [{"level": level, "count": delta} for level, delta in sorted(totals.items()) if delta]
-    if not total_rows:
-        return
-    statement = insert(_TOTALS)
-    await _execute_many(
-        session,
-        statement.on_conflict_do_update(
-            index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
-        ),
-        total_rows,
+    for (bucket, client_uuid, level), delta in deltas.items():
+        if delta:
+            counts = per_hour.setdefault((bucket, client_uuid), dict.fromkeys(LEVEL_COLUMNS.values(), 0))
+            counts[LEVEL_COLUMNS[level]] += delta
+            totals[level] += delta
+    if per_hour:
+        rows = [
+            {"bucket_start": bucket, "client_uuid": client_uuid, **counts}
+            for (bucket, client_uuid), counts in sorted(per_hour.items())
+        ]
+        await _execute_many(session, _rollup_upsert(session.get_bind().dialect.name), rows)
+    await adjust_totals(session, totals)
+
+
+async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> None:
+    """Add (or remove) all-time counts per level."""
+    rows = [{"level": level, "count": delta} for level, delta in sorted(deltas.items()) if delta]
+    if rows:
+        await _execute_many(session, _totals_upsert(session.get_bind().dialect.name), rows)
+
+
+def _insert_for(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+@functools.cache
+def _rollup_upsert(dialect: str) -> Any:
+    statement = _insert_for(dialect)(_HOURLY)
+    added = {column: _HOURLY.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
+    return statement.on_conflict_do_update(index_elements=["bucket_start", "client_uuid"], set_=added)
+
+
+@functools.cache
+def _totals_upsert(dialect: str) -> Any:
+    statement = _insert_for(dialect)(_TOTALS)
+    return statement.on_conflict_do_update(
+        index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
     )
 
 

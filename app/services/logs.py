@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
-from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourlyWide, LogTotal
+from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogTotal
 from app.services.ingest import hour_bucket
 
 LevelCounts = dict[str, int]
-# The hourly rollup with the levels as columns (migration 0003; kept by triggers, read only here).
-HOURLY_WIDE = LogCountHourlyWide.__table__  # type: ignore[attr-defined]
+# The hourly rollup, the levels as columns (kept exact by `ingest.adjust_log_counts`).
+HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
 _HALF_HOUR = timedelta(minutes=30)
 # (id, timestamp, level, message, context, client_uuid): read by name like a `ClientLog`.
 LogRow = Row[int | None, datetime, str, str, str | None, str]
@@ -86,9 +86,8 @@ async def window_counts(
 ) -> dict[str, LevelCounts]:
     """Exact log counts per client and level for `timestamp >= since`, in one statement.
 
-    Whole hours come from the hourly rollup, read from `log_counts_hourly_wide` (one row per hour
-    and client with the four levels side by side, kept in step with `log_counts_hourly` by the
-    triggers of migration 0003), summed as integers. Only the part of the hour around `since` is counted in the log
+    Whole hours come from the hourly rollup `log_counts_hourly` (one row per hour and client with
+    the four levels side by side), summed as integers. Only the part of the hour around `since` is counted in the log
     table, on the covering index (timestamp, client_uuid, level), and from the nearer hour
     boundary: with `since` in the first half of its hour, that hour's rollup row is taken whole
     and the logs in [hour start, since) are subtracted; otherwise the logs in [since, next hour)
@@ -100,18 +99,18 @@ async def window_counts(
         rollup_from, edge_from, edge_to, sign = floor, floor, since, -1
     else:
         rollup_from, edge_from, edge_to, sign = floor + timedelta(hours=1), since, floor + timedelta(hours=1), 1
-    wide = HOURLY_WIDE.c
-    rolled: Any = select(wide.client_uuid, *(func.sum(wide[level.lower()]) for level in LOG_LEVELS)).where(
-        wide.bucket_start >= rollup_from
+    rollup = HOURLY.c
+    rolled: Any = select(rollup.client_uuid, *(func.sum(rollup[level.lower()]) for level in LOG_LEVELS)).where(
+        rollup.bucket_start >= rollup_from
     )
     edge: Any = select(
         col(ClientLog.client_uuid),
         *(cast(func.count().filter(col(ClientLog.level) == level) * sign, Integer) for level in LOG_LEVELS),
     ).where(col(ClientLog.timestamp) >= edge_from, col(ClientLog.timestamp) < edge_to)
     if client_uuid is not None:
-        rolled = rolled.where(wide.client_uuid == client_uuid)
+        rolled = rolled.where(rollup.client_uuid == client_uuid)
         edge = edge.where(col(ClientLog.client_uuid) == client_uuid)
-    parts = union_all(rolled.group_by(wide.client_uuid), edge.group_by(col(ClientLog.client_uuid))).subquery()
+    parts = union_all(rolled.group_by(rollup.client_uuid), edge.group_by(col(ClientLog.client_uuid))).subquery()
     per_level = [func.coalesce(func.sum(column), 0) for column in list(parts.c)[1:]]
     total = sum(per_level[1:], start=per_level[0])
     query = select(parts.c.client_uuid, *per_level).group_by(parts.c.client_uuid).having(total > 0)

@@ -48,7 +48,11 @@ async def drop_empty_buckets(session: AsyncSession, *, before: datetime) -> None
     """Remove rollup rows that retention brought to zero (only hours wholly before `before`)."""
     await session.execute(
         delete(LogCountHourly).where(
-            col(LogCountHourly.bucket_start) < hour_bucket(before), col(LogCountHourly.count) == 0
+            col(LogCountHourly.bucket_start) < hour_bucket(before),
+            col(LogCountHourly.error) == 0,
+            col(LogCountHourly.warn) == 0,
+            col(LogCountHourly.info) == 0,
+            col(LogCountHourly.debug) == 0,
         )
     )
 

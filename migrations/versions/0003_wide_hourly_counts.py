@@ -62,6 +62,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("bucket_start", "client_uuid"),
     )
     op.create_index("ix_log_counts_hourly_wide_client_uuid", "log_counts_hourly_wide", ["client_uuid"])
+    create_sync_triggers()
+    # Whatever the rollup already holds.
+    sums = ", ".join(f"SUM(CASE WHEN level = '{level}' THEN count ELSE 0 END)" for level, _ in LEVELS)
+    op.execute(
+        f"INSERT INTO log_counts_hourly_wide (bucket_start, client_uuid, {_COLUMNS}) "
+        f"SELECT bucket_start, client_uuid, {sums} FROM log_counts_hourly GROUP BY bucket_start, client_uuid"
+    )
+
+
+def create_sync_triggers() -> None:
+    """The triggers that keep `log_counts_hourly_wide` in step (also used by 0005's downgrade)."""
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
             f"""
@@ -96,12 +107,6 @@ def upgrade() -> None:
         op.execute(
             f"CREATE TRIGGER log_counts_hourly_wide_delete AFTER DELETE ON log_counts_hourly BEGIN {_DECREMENT}; END"
         )
-    # Whatever the rollup already holds.
-    sums = ", ".join(f"SUM(CASE WHEN level = '{level}' THEN count ELSE 0 END)" for level, _ in LEVELS)
-    op.execute(
-        f"INSERT INTO log_counts_hourly_wide (bucket_start, client_uuid, {_COLUMNS}) "
-        f"SELECT bucket_start, client_uuid, {sums} FROM log_counts_hourly GROUP BY bucket_start, client_uuid"
-    )
 
 
 def downgrade() -> None:

@@ -15,7 +15,7 @@ from sqlmodel import col
 
 from app.models import LOG_LEVELS, ClientLog, LogCountHourly, LogTotal
 from app.schemas.ingest import LogRecord
-from app.services.ingest import hour_bucket, record_logs
+from app.services.ingest import LEVEL_COLUMNS, hour_bucket, record_logs
 from app.services.logs import window_counts
 from app.services.retention import delete_expired_logs, run_periodically
 from app.state import AppState
@@ -55,7 +55,13 @@ async def brute_force(session: AsyncSession) -> tuple[Counter[tuple[datetime, st
 
 async def stored_counts(session: AsyncSession) -> tuple[Counter[tuple[datetime, str, str]], Counter[str]]:
     hourly_rows = (await session.execute(select(LogCountHourly))).scalars().all()
-    hourly = Counter({(row.bucket_start, row.client_uuid, row.level): row.count for row in hourly_rows})
+    hourly = Counter(
+        {
+            (row.bucket_start, row.client_uuid, level): getattr(row, column)
+            for row in hourly_rows
+            for level, column in LEVEL_COLUMNS.items()
+        }
+    )
     totals = Counter({row.level: row.count for row in (await session.execute(select(LogTotal))).scalars().all()})
     return +hourly, +totals
 
@@ -84,7 +90,18 @@ class TestDeleteExpiredLogs:
         assert await stored_counts(session) == (hourly, totals)
         # No rollup rows left at zero for whole hours before the cutoff.
         zero_rows = (
-            (await session.execute(select(LogCountHourly).where(col(LogCountHourly.count) == 0))).scalars().all()
+            (
+                await session.execute(
+                    select(LogCountHourly).where(
+                        col(LogCountHourly.error) == 0,
+                        col(LogCountHourly.warn) == 0,
+                        col(LogCountHourly.info) == 0,
+                        col(LogCountHourly.debug) == 0,
+                    )
+                )
+            )
+            .scalars()
+            .all()
         )
         assert all(row.bucket_start >= hour_bucket(cutoff) for row in zero_rows)
 
