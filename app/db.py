@@ -69,12 +69,13 @@ async def run_migrations(engine: AsyncEngine) -> None:
     logger.info("database schema is up to date")
 
 
+def insert_for(dialect: str) -> Any:
+    """`INSERT ... ON CONFLICT` builder for a backend by name (PostgreSQL or SQLite)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 def dialect_insert(session: AsyncSession) -> Any:
-    """`INSERT ... ON CONFLICT` builder for the session's backend (PostgreSQL or SQLite)."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
+    """`INSERT ... ON CONFLICT` builder for the session's backend."""
+    return insert_for(session.get_bind().dialect.name)

@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Result, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.db import dialect_insert
+from app.db import dialect_insert, insert_for
 from app.errors import BadRequest
 from app.models import Client, ClientLog, LogCountHourly, LogTotal
 from app.schemas.ingest import LogRecord
@@ -87,7 +86,7 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
 @functools.cache
 def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap)."""
-    statement = _insert_for(dialect)(_CLIENTS)
+    statement = insert_for(dialect)(_CLIENTS)
     updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
     return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
 
@@ -170,20 +169,16 @@ async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> Non
         await _execute_many(session, _totals_upsert(session.get_bind().dialect.name), rows)
 
 
-def _insert_for(dialect: str) -> Any:
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 @functools.cache
 def _rollup_upsert(dialect: str) -> Any:
-    statement = _insert_for(dialect)(_HOURLY)
+    statement = insert_for(dialect)(_HOURLY)
     added = {column: _HOURLY.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
     return statement.on_conflict_do_update(index_elements=["bucket_start", "client_uuid"], set_=added)
 
 
 @functools.cache
 def _totals_upsert(dialect: str) -> Any:
-    statement = _insert_for(dialect)(_TOTALS)
+    statement = insert_for(dialect)(_TOTALS)
     return statement.on_conflict_do_update(
         index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
     )

@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from app.errors import ClientNotFound
 from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogTotal
-from app.services.ingest import hour_bucket
+from app.services.ingest import LEVEL_COLUMNS, hour_bucket
 
 LevelCounts = dict[str, int]
 # The hourly rollup, the levels as columns (kept exact by `ingest.adjust_log_counts`).
@@ -100,7 +100,7 @@ async def window_counts(
     else:
         rollup_from, edge_from, edge_to, sign = floor + timedelta(hours=1), since, floor + timedelta(hours=1), 1
     rollup = HOURLY.c
-    rolled: Any = select(rollup.client_uuid, *(func.sum(rollup[level.lower()]) for level in LOG_LEVELS)).where(
+    rolled: Any = select(rollup.client_uuid, *(func.sum(rollup[LEVEL_COLUMNS[level]]) for level in LOG_LEVELS)).where(
         rollup.bucket_start >= rollup_from
     )
     edge: Any = select(
