@@ -123,23 +123,53 @@ class ClientLog(SQLModel, table=True):
     message_id: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
-class LogCountHourly(SQLModel, table=True):
-    """Exact log counts per UTC hour and client, the levels side by side, kept in step with `client_logs`.
+class LatestLog(SQLModel, table=True):
+    """Each client's newest log and newest ERROR log (latest timestamp, then highest id), kept at ingest.
 
-    Written by the ingest service, retention and client deletion (`ingest.adjust_log_counts`);
-    the window counts read it instead of counting logs.
+    The overview joins the logs by these ids instead of searching each client's logs. Retention
+    only deletes a client's newest log together with all its older ones, so an id that no longer
+    matches a log means there is none (the join gives null).
     """
+
+    __tablename__ = "latest_logs"
+
+    client_uuid: str = Field(sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True)
+    log_id: int | None = Field(default=None, sa_type=BigInteger)
+    log_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error_id: int | None = Field(default=None, sa_type=BigInteger)
+    error_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class _LevelCountsRow(SQLModel):
+    """One rollup row: exact log counts of one client in one UTC time bucket, the levels side by side.
+
+    Kept in step with `client_logs` by the ingest service, retention and client deletion
+    (`ingest.adjust_log_counts`); the window counts read these instead of counting logs.
+    """
+
+    bucket_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    client_uuid: str = Field(
+        sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True, index=True
+    )
+    error: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    warn: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    info: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    debug: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class LogCountHourly(_LevelCountsRow, table=True):
+    """Counts per UTC hour."""
 
     __tablename__ = "log_counts_hourly"
 
-    bucket_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
-    client_uuid: str = Field(
-        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), primary_key=True, index=True)
-    )
-    error: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-    warn: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-    info: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
-    debug: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+
+class LogCountSixHourly(_LevelCountsRow, table=True):
+    """Counts per 6-hour UTC block (00, 06, 12 and 18 h), written beside the hourly rollup.
+
+    A day-long window reads about 4 of these rows per client plus at most 3 hourly ones, instead of 24.
+    """
+
+    __tablename__ = "log_counts_six_hourly"
 
 
 class LogTotal(SQLModel, table=True):

@@ -2,9 +2,11 @@
 
 PostgreSQL: COPY (asyncpg `copy_records_to_table`) with the secondary indexes of `client_logs` dropped
 and rebuilt around it, foreign-key triggers off for the session; SQLite: batched `executemany` in one
-transaction. Both then fill the hourly rollup `log_counts_hourly` and `log_totals` from the data itself (so they are
-exact), record the anchor in `bench_meta`, and analyze. Offsets are re-anchored to `anchor`, the same
-instant the peer's own load uses, so both databases hold identical timestamps.
+transaction. Both then fill the rollups (`log_counts_hourly`, then `log_counts_six_hourly` from it),
+`log_totals` and `latest_logs` from the data itself (so they are exact), record the anchor in `bench_meta`,
+and analyze.
+Offsets are re-anchored to `anchor`, the same instant the peer's own load uses, so both databases hold
+identical timestamps.
 
 Databases are kept by name (`monitor_bench_<clients>`, `bench/.work/monitor_bench_<clients>.sqlite`)
 and reused while their recorded spec and schema revision match; `--fresh` reloads.
@@ -12,6 +14,7 @@ and reused while their recorded spec and schema revision match; `--fresh` reload
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sqlite3
 import time
@@ -125,6 +128,25 @@ ROLLUP_FILL = (
 META_DDL = "CREATE TABLE IF NOT EXISTS bench_meta (key VARCHAR(64) PRIMARY KEY, value TEXT NOT NULL)"
 
 
+def _migration(filename: str) -> Any:
+    """A migration module by file name (their names start with a digit: no plain import)."""
+    path = Path(__file__).parent.parent / "migrations" / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"migration_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def derived_fills(dialect: str) -> list[str]:
+    """What the migrations fill from the data, in order: the 6-hour rollup (0006), the newest-log pointers (0007)."""
+    return [
+        str(_migration("0006_six_hourly_rollup.py").fill_from_hourly(dialect)),
+        str(_migration("0007_latest_log_pointers.py").FILL),
+    ]
+
+
 def schema_head() -> str:
     from alembic.script import ScriptDirectory
 
@@ -214,6 +236,8 @@ async def load_postgres(dataset: Dataset, fleet: Fleet, *, anchor: datetime) -> 
             timings["indexes_s"] = time.perf_counter() - phase
             phase = time.perf_counter()
             await connection.execute(ROLLUP_FILL.format(hour="date_trunc('hour', timestamp)"))
+            for statement in derived_fills("postgresql"):
+                await connection.execute(statement)
             await connection.execute(
                 "INSERT INTO log_totals (level, count) SELECT level, count(*) FROM client_logs GROUP BY level"
             )
@@ -322,6 +346,8 @@ async def load_sqlite(dataset: Dataset, fleet: Fleet, *, anchor: datetime) -> di
         timings["indexes_s"] = time.perf_counter() - phase
         phase = time.perf_counter()
         connection.execute(ROLLUP_FILL.format(hour="substr(timestamp, 1, 13) || ':00:00.000000'"))
+        for statement in derived_fills("sqlite"):
+            connection.execute(statement)
         connection.execute("INSERT INTO log_totals (level, count) SELECT level, count(*) FROM client_logs GROUP BY 1")
         timings["rollups_s"] = time.perf_counter() - phase
         connection.execute(META_DDL)

@@ -32,7 +32,17 @@ from app.state import AppState
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SUPERADMIN_SECRET = "test-superadmin-secret-0123456789abcdef"
-TABLES = ("screenshots", "log_counts_hourly", "log_totals", "client_logs", "clients", "client_groups", "api_tokens")
+TABLES = (
+    "screenshots",
+    "log_counts_hourly",
+    "log_counts_six_hourly",
+    "log_totals",
+    "latest_logs",
+    "client_logs",
+    "clients",
+    "client_groups",
+    "api_tokens",
+)
 
 
 def require_service(reason: str) -> None:

@@ -6,12 +6,10 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
-from sqlmodel import col
 
 from app.deps import AdminDep, NowDep, OptionalTokenDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import BadRequest
-from app.models import LOG_LEVELS, Client
+from app.models import LOG_LEVELS
 from app.routers.common import AUTH_ERRORS, errors, json_response, parse_since
 from app.schemas.logs import ClientLogsRead, OverviewRead, RecentErrorsRead, SummaryRead, TestRead
 from app.services import logs as log_service
@@ -68,15 +66,7 @@ async def logs_summary(_: AdminDep, session: SessionDep, now: NowDep, hours: Hou
     """Log counts per client and level over the last `hours`, for clients with logs in the window."""
     hours = min(hours, MAX_HOURS)
     since = now - timedelta(hours=hours)
-    counts = await log_service.window_counts(session, since=since)
-    info = {}
-    if counts:
-        rows = await session.execute(select(col(Client.uuid), col(Client.hostname), col(Client.description)))
-        info = {uuid: {"hostname": hostname, "description": description} for uuid, hostname, description in rows}
-    summary = {
-        uuid: {"counts": level_counts, "info": info.get(uuid, {"hostname": None, "description": None})}
-        for uuid, level_counts in counts.items()
-    }
+    summary = await log_service.window_summary(session, since=since)
     return json_response({"summary": summary, "period_hours": hours, "since": since, "timestamp": now})
 
 

@@ -12,7 +12,7 @@ from sqlmodel import col
 
 from app.errors import BadRequest, ClientNotFound, Conflict, NotFound
 from app.models import Client, ClientGroup, ClientLog, LogCountHourly, Screenshot
-from app.services.ingest import LEVEL_COLUMNS, adjust_totals
+from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, adjust_totals
 from app.services.overview import ClientView
 
 CLIENT_FIELDS = (
@@ -78,7 +78,8 @@ async def delete_client(session: AsyncSession, *, client_uuid: str) -> list[str]
     # Children are deleted explicitly: no reliance on the backend cascading.
     await session.execute(delete(ClientLog).where(col(ClientLog.client_uuid) == client_uuid))
     await session.execute(delete(Screenshot).where(col(Screenshot.client_uuid) == client_uuid))
-    await session.execute(delete(LogCountHourly).where(col(LogCountHourly.client_uuid) == client_uuid))
+    for table, _ in ROLLUPS:
+        await session.execute(delete(table).where(table.c.client_uuid == client_uuid))
     await session.execute(delete(Client).where(col(Client.uuid) == client_uuid))
     return files
 

@@ -14,20 +14,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Result, update
+from sqlalchemy import Result, Row, and_, case, or_, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db import dialect_insert, insert_for
 from app.errors import BadRequest
-from app.models import Client, ClientLog, LogCountHourly, LogTotal
+from app.models import Client, ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal
 from app.schemas.ingest import LogRecord
 
 UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
 _LOGS = ClientLog.__table__  # type: ignore[attr-defined]
 _HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
+_SIX_HOURLY = LogCountSixHourly.__table__  # type: ignore[attr-defined]
+# Every rollup table with the length of its buckets in hours; each is written in step with the logs.
+ROLLUPS: tuple[tuple[Any, int], ...] = ((_HOURLY, 1), (_SIX_HOURLY, 6))
 _TOTALS = LogTotal.__table__  # type: ignore[attr-defined]
+_LATEST = LatestLog.__table__  # type: ignore[attr-defined]
 # Rollup column of each level.
 LEVEL_COLUMNS = {"ERROR": "error", "WARN": "warn", "INFO": "info", "DEBUG": "debug"}
 
@@ -45,6 +49,12 @@ def check_uuid(value: str) -> str:
 
 def hour_bucket(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def block_start(moment: datetime, hours: int) -> datetime:
+    """The start of the UTC block of `hours` (a divisor of 24) holding `moment`."""
+    hour = hour_bucket(moment)
+    return hour.replace(hour=hour.hour - hour.hour % hours)
 
 
 async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, now: datetime) -> None:
@@ -112,8 +122,9 @@ def _context_text(context: Mapping[str, Any] | None) -> str | None:
 async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime) -> int:
     """Store log lines of one or many displays; a repeated `message_id` is accepted and ignored.
 
-    Keeps the hourly rollup and the per-level totals in step with what was really inserted.
-    Returns how many entries were accepted (repeats included). Logs do not touch `last_alive`.
+    Keeps the rollups, the per-level totals and each client's newest log and error in step with
+    what was really inserted. Returns how many entries were accepted (repeats included). Logs do
+    not touch `last_alive`.
     """
     if not entries:
         return 0
@@ -132,33 +143,64 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
     statement = (
         dialect_insert(session)(_LOGS)
         .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
-        .returning(_LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
+        .returning(_LOGS.c.id, _LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
     )
     inserted = (await _execute_many(session, statement, rows)).all()
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
+    await advance_latest_logs(session, inserted)
     return len(entries)
 
 
-async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetime, str, str], int]) -> None:
-    """Add (or, negative, remove) counts keyed by (hour, client, level) in the hourly rollup and the totals.
+async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]]) -> None:
+    """Point `latest_logs` at the newest of these (id, client_uuid, timestamp, level) rows where they are newer.
 
-    Rows are written in key order so concurrent writers lock them in the same order (no deadlock).
+    Newest means the latest timestamp, then the highest id, as the log reads order them; a late
+    log with an older timestamp leaves the pointer alone. One statement, rows in uuid order.
     """
-    per_hour: dict[tuple[datetime, str], dict[str, int]] = {}
+    newest: dict[str, dict[str, Any]] = {}
+    for row in inserted:
+        entry = newest.get(row.client_uuid)
+        if entry is None:
+            entry = newest[row.client_uuid] = dict.fromkeys(_LATEST.c.keys())
+            entry["client_uuid"] = row.client_uuid
+        kinds = ("log", "error") if row.level == "ERROR" else ("log",)
+        for kind in kinds:
+            known = entry[f"{kind}_id"]
+            if known is None or (row.timestamp, row.id) > (entry[f"{kind}_timestamp"], known):
+                entry[f"{kind}_id"], entry[f"{kind}_timestamp"] = row.id, row.timestamp
+    if newest:
+        rows = [newest[client_uuid] for client_uuid in sorted(newest)]
+        await _execute_many(session, _latest_upsert(session.get_bind().dialect.name), rows)
+
+
+async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetime, str, str], int]) -> None:
+    """Add (or, negative, remove) counts keyed by (hour, client, level) in every rollup and the totals.
+
+    One statement per rollup table. Rows are written in key order so concurrent writers lock them
+    in the same order (no deadlock).
+    """
+    per_bucket: list[dict[tuple[datetime, str], dict[str, int]]] = [{} for _ in ROLLUPS]
     totals: Counter[str] = Counter()
     for (bucket, client_uuid, level), delta in deltas.items():
         if delta:
-            counts = per_hour.setdefault((bucket, client_uuid), dict.fromkeys(LEVEL_COLUMNS.values(), 0))
-            counts[LEVEL_COLUMNS[level]] += delta
+            column = LEVEL_COLUMNS[level]
+            for buckets, (_, hours) in zip(per_bucket, ROLLUPS, strict=True):
+                key = (block_start(bucket, hours), client_uuid)
+                counts = buckets.get(key)
+                if counts is None:
+                    counts = buckets[key] = dict.fromkeys(LEVEL_COLUMNS.values(), 0)
+                counts[column] += delta
             totals[level] += delta
-    if per_hour:
-        rows = [
-            {"bucket_start": bucket, "client_uuid": client_uuid, **counts}
-            for (bucket, client_uuid), counts in sorted(per_hour.items())
-        ]
-        await _execute_many(session, _rollup_upsert(session.get_bind().dialect.name), rows)
+    dialect = session.get_bind().dialect.name
+    for buckets, (table, _) in zip(per_bucket, ROLLUPS, strict=True):
+        if buckets:
+            rows = [
+                {"bucket_start": bucket, "client_uuid": client_uuid, **counts}
+                for (bucket, client_uuid), counts in sorted(buckets.items())
+            ]
+            await _execute_many(session, _rollup_upsert(dialect, table), rows)
     await adjust_totals(session, totals)
 
 
@@ -170,10 +212,30 @@ async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> Non
 
 
 @functools.cache
-def _rollup_upsert(dialect: str) -> Any:
-    statement = insert_for(dialect)(_HOURLY)
-    added = {column: _HOURLY.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
+def _rollup_upsert(dialect: str, table: Any) -> Any:
+    statement = insert_for(dialect)(table)
+    added = {column: table.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
     return statement.on_conflict_do_update(index_elements=["bucket_start", "client_uuid"], set_=added)
+
+
+@functools.cache
+def _latest_upsert(dialect: str) -> Any:
+    """Insert the pointers, or move each one only when the offered log is newer than the stored one."""
+    statement = insert_for(dialect)(_LATEST)
+    offered, stored = statement.excluded, _LATEST.c
+    updated = {}
+    for kind in ("log", "error"):
+        log_id, timestamp = f"{kind}_id", f"{kind}_timestamp"
+        newer = and_(
+            offered[log_id].is_not(None),
+            or_(
+                stored[log_id].is_(None),
+                tuple_(offered[timestamp], offered[log_id]) > tuple_(stored[timestamp], stored[log_id]),
+            ),
+        )
+        for name in (log_id, timestamp):
+            updated[name] = case((newer, offered[name]), else_=stored[name])
+    return statement.on_conflict_do_update(index_elements=["client_uuid"], set_=updated)
 
 
 @functools.cache

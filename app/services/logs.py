@@ -8,18 +8,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Row, cast, func, select, union_all
+from sqlalchemy import Integer, Row, Select, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
-from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogTotal
-from app.services.ingest import LEVEL_COLUMNS, hour_bucket
+from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogCountSixHourly, LogTotal
+from app.services.ingest import LEVEL_COLUMNS, block_start, hour_bucket
 
 LevelCounts = dict[str, int]
-# The hourly rollup, the levels as columns (kept exact by `ingest.adjust_log_counts`).
+# The rollups, the levels as columns (kept exact by `ingest.adjust_log_counts`).
 HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
-_HALF_HOUR = timedelta(minutes=30)
+SIX_HOURLY = LogCountSixHourly.__table__  # type: ignore[attr-defined]
+_HOUR = timedelta(hours=1)
+_BLOCK_HOURS = 6  # the buckets of `log_counts_six_hourly`
+_BLOCK = timedelta(hours=_BLOCK_HOURS)
 # (id, timestamp, level, message, context, client_uuid): read by name like a `ClientLog`.
 LogRow = Row[int | None, datetime, str, str, str | None, str]
 
@@ -81,44 +84,90 @@ async def client_logs(
     return (await session.execute(query)).all()
 
 
+def _nearer_boundary(moment: datetime, step: timedelta, floor: datetime) -> tuple[datetime, datetime, datetime, int]:
+    """Where a count from `moment` on switches to buckets of `step`, and the stretch it corrects by.
+
+    Returns (bucket_from, lower, upper, sign): whole buckets from `bucket_from` on, plus `sign` times the
+    finer counts in [lower, upper). `bucket_from` is the boundary nearer to `moment`, so the finer part
+    covers at most half a bucket: with `moment` in the first half, its bucket is taken whole and
+    [floor, moment) is subtracted; otherwise [moment, next boundary) is added.
+    """
+    if moment - floor <= step / 2:
+        return floor, floor, moment, -1
+    return floor + step, moment, floor + step, 1
+
+
+def window_counts_query(*, since: datetime, client_uuid: str | None = None) -> Select[Any]:
+    """(client_uuid, error, warn, info, debug) for `timestamp >= since`, clients with a log in it only.
+
+    Whole 6-hour blocks come from `log_counts_six_hourly`, whole hours next to the window's start from
+    `log_counts_hourly` (at most 3), and only the logs of at most half an hour around `since` are counted
+    in the log table, on its covering index (timestamp, client_uuid, level). Each part is added or
+    subtracted (see `_nearer_boundary`). A day-long window reads about 7 rollup rows per client.
+    """
+    hour_from, edge_from, edge_to, edge_sign = _nearer_boundary(since, _HOUR, hour_bucket(since))
+    six_from, hours_from, hours_to, hours_sign = _nearer_boundary(
+        hour_from, _BLOCK, block_start(hour_from, _BLOCK_HOURS)
+    )
+    columns = list(LEVEL_COLUMNS.values())
+    parts: list[Any] = [
+        select(SIX_HOURLY.c.client_uuid, *(SIX_HOURLY.c[name] for name in columns)).where(
+            SIX_HOURLY.c.bucket_start >= six_from
+        )
+    ]
+    if hours_from < hours_to:
+        signed = (HOURLY.c[name] if hours_sign > 0 else -HOURLY.c[name] for name in columns)
+        parts.append(
+            select(HOURLY.c.client_uuid, *signed).where(
+                HOURLY.c.bucket_start >= hours_from, HOURLY.c.bucket_start < hours_to
+            )
+        )
+    if edge_from < edge_to:
+        # Integer counts (at most half an hour of one client's logs), so every sum below stays an integer.
+        level = col(ClientLog.level)
+        counted = (cast(func.count().filter(level == name) * edge_sign, Integer) for name in LOG_LEVELS)
+        parts.append(
+            select(col(ClientLog.client_uuid), *counted)
+            .where(col(ClientLog.timestamp) >= edge_from, col(ClientLog.timestamp) < edge_to)
+            .group_by(col(ClientLog.client_uuid))
+        )
+    if client_uuid is not None:
+        parts = [part.where(part.selected_columns[0] == client_uuid) for part in parts]
+    rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    per_level = [func.sum(rows.c[name]) for name in columns]
+    total = sum(per_level[1:], start=per_level[0])
+    labelled = (sums.label(name) for sums, name in zip(per_level, columns, strict=True))
+    return select(rows.c.client_uuid, *labelled).group_by(rows.c.client_uuid).having(total > 0)
+
+
+def _level_counts(error: int, warn: int, info: int, debug: int) -> LevelCounts:
+    return {"ERROR": int(error), "WARN": int(warn), "INFO": int(info), "DEBUG": int(debug)}
+
+
 async def window_counts(
     session: AsyncSession | AsyncConnection, *, since: datetime, client_uuid: str | None = None
 ) -> dict[str, LevelCounts]:
-    """Exact log counts per client and level for `timestamp >= since`, in one statement.
+    """Exact log counts per client and level for `timestamp >= since`, in one statement (see `window_counts_query`).
 
-    Whole hours come from the hourly rollup `log_counts_hourly` (one row per hour and client with
-    the four levels side by side), summed as integers. Only the part of the hour around `since` is counted in the log
-    table, on the covering index (timestamp, client_uuid, level), and from the nearer hour
-    boundary: with `since` in the first half of its hour, that hour's rollup row is taken whole
-    and the logs in [hour start, since) are subtracted; otherwise the logs in [since, next hour)
-    are added to the rollup from the next hour on. At most 30 minutes of logs are read.
     Clients without a log in the window are left out.
     """
-    floor = hour_bucket(since)
-    if since - floor <= _HALF_HOUR:
-        rollup_from, edge_from, edge_to, sign = floor, floor, since, -1
-    else:
-        rollup_from, edge_from, edge_to, sign = floor + timedelta(hours=1), since, floor + timedelta(hours=1), 1
-    rollup = HOURLY.c
-    rolled: Any = select(rollup.client_uuid, *(func.sum(rollup[LEVEL_COLUMNS[level]]) for level in LOG_LEVELS)).where(
-        rollup.bucket_start >= rollup_from
-    )
-    edge: Any = select(
-        col(ClientLog.client_uuid),
-        *(cast(func.count().filter(col(ClientLog.level) == level) * sign, Integer) for level in LOG_LEVELS),
-    ).where(col(ClientLog.timestamp) >= edge_from, col(ClientLog.timestamp) < edge_to)
-    if client_uuid is not None:
-        rolled = rolled.where(rollup.client_uuid == client_uuid)
-        edge = edge.where(col(ClientLog.client_uuid) == client_uuid)
-    parts = union_all(rolled.group_by(rollup.client_uuid), edge.group_by(col(ClientLog.client_uuid))).subquery()
-    per_level = [func.coalesce(func.sum(column), 0) for column in list(parts.c)[1:]]
-    total = sum(per_level[1:], start=per_level[0])
-    query = select(parts.c.client_uuid, *per_level).group_by(parts.c.client_uuid).having(total > 0)
     connection = session if isinstance(session, AsyncConnection) else await session.connection()
-    result = await connection.execute(query)
+    result = await connection.execute(window_counts_query(since=since, client_uuid=client_uuid))
+    return {uuid: _level_counts(*counts) for uuid, *counts in result.all()}
+
+
+async def window_summary(session: AsyncSession, *, since: datetime) -> dict[str, dict[str, Any]]:
+    """The summary's entries, one statement: each client's window counts with its hostname and description."""
+    counts = window_counts_query(since=since).subquery()
+    query = select(*counts.c, col(Client.hostname), col(Client.description)).outerjoin(
+        Client, col(Client.uuid) == counts.c.client_uuid
+    )
+    rows: Sequence[tuple[str, int, int, int, int, str | None, str | None]] = (
+        await (await session.connection()).execute(query)
+    ).all()  # type: ignore[assignment]
     return {
-        uuid: {"ERROR": int(error), "WARN": int(warn), "INFO": int(info), "DEBUG": int(debug)}
-        for uuid, error, warn, info, debug in result.all()
+        uuid: {"counts": _level_counts(error, warn, info, debug), "info": {"hostname": host, "description": text}}
+        for uuid, error, warn, info, debug, host, text in rows
     }
 
 

@@ -10,12 +10,12 @@ from operator import itemgetter
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import DateTime, Select, func, nulls_last, select, true, type_coerce
+from sqlalchemy import DateTime, Select, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, UTCDateTime
+from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, LatestLog, UTCDateTime
 from app.services.logs import LevelCounts, empty_counts, parse_context, window_counts
 from app.services.status import Status, client_status, is_alive, priority_active
 
@@ -101,74 +101,59 @@ def _overview_slots() -> asyncio.Semaphore:
     return slots
 
 
-def _as_received(column: Any, dialect: str) -> Any:
+def _as_received(column: Any, dialect: str, *, label: str | None = None) -> Any:
     """On PostgreSQL a UTC timestamp column is read as asyncpg decodes it (already aware UTC), skipping the
     per-value `UTCDateTime` result processing; on SQLite that processing turns stored text into datetimes."""
     if dialect == "postgresql" and isinstance(column.type, UTCDateTime):
-        return type_coerce(column, DateTime(timezone=True)).label(column.name)
+        return type_coerce(column, DateTime(timezone=True)).label(label or column.name)
     return column
 
 
-def _latest_log_postgresql(*, errors_only: bool, name: str) -> Any:
-    """The client's newest (ERROR) log as a LATERAL subquery: one backward index probe per client."""
-    query = select(*(_as_received(col(getattr(ClientLog, column)), "postgresql") for column in _LOG_COLUMNS)).where(
-        col(ClientLog.client_uuid) == col(Client.uuid)
-    )
-    if errors_only:
-        query = query.where(col(ClientLog.level) == "ERROR")
-    return query.order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc()).limit(1).lateral(name)
+def _clients_query(*, with_logs: bool, dialect: str) -> Select[Any]:
+    """Clients with their group name (and newest log and error), unordered (see `_dashboard_order`).
 
-
-def _latest_log_id(*, errors_only: bool) -> Any:
-    query = select(col(ClientLog.id)).where(col(ClientLog.client_uuid) == col(Client.uuid))
-    if errors_only:
-        query = query.where(col(ClientLog.level) == "ERROR")
-    return (
-        query.order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc())
-        .limit(1)
-        .correlate(Client)
-        .scalar_subquery()
-    )
-
-
-def _ordered_clients(*, with_logs: bool, dialect: str) -> Select[Any]:
-    """Clients with their group name (and newest log and error), in the dashboard's order.
-
-    The log columns come last, `len(_LOG_COLUMNS)` for the newest log, then as many for the newest error.
+    The log columns come last, `len(_LOG_COLUMNS)` for the newest log, then as many for the newest
+    error: joined by primary key through the pointers in `latest_logs`, so no client's logs are searched.
     """
     columns: list[Any] = [*(_as_received(column, dialect) for column in _CLIENT_COLUMNS)]
     columns.append(col(ClientGroup.name).label("group_name"))
-    query: Select[Any]
-    if not with_logs:
-        query = select(*columns).outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
-    elif dialect == "postgresql":
-        latest_log = _latest_log_postgresql(errors_only=False, name="latest_log")
-        latest_error = _latest_log_postgresql(errors_only=True, name="latest_error")
-        columns += [latest_log.c[name] for name in _LOG_COLUMNS] + [latest_error.c[name] for name in _LOG_COLUMNS]
+    if with_logs:
+        latest_log = aliased(ClientLog, name="latest_log")
+        latest_error = aliased(ClientLog, name="latest_error")
+        for alias, prefix in ((latest_log, "log"), (latest_error, "error")):
+            columns += [
+                _as_received(col(getattr(alias, name)), dialect, label=f"{prefix}_{name}") for name in _LOG_COLUMNS
+            ]
+    query = select(*columns).outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
+    if with_logs:
         query = (
-            select(*columns)
-            .outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
-            .outerjoin(latest_log, true())
-            .outerjoin(latest_error, true())
+            query.outerjoin(LatestLog, col(LatestLog.client_uuid) == col(Client.uuid))
+            .outerjoin(latest_log, col(latest_log.id) == col(LatestLog.log_id))
+            .outerjoin(latest_error, col(latest_error.id) == col(LatestLog.error_id))
         )
-    else:
-        # SQLite has no LATERAL: the newest log's id from a correlated subquery, then a primary-key join.
-        latest_log_table = aliased(ClientLog, name="latest_log")
-        latest_error_table = aliased(ClientLog, name="latest_error")
-        columns += [col(getattr(latest_log_table, name)) for name in _LOG_COLUMNS]
-        columns += [col(getattr(latest_error_table, name)) for name in _LOG_COLUMNS]
-        query = (
-            select(*columns)
-            .outerjoin(ClientGroup, col(ClientGroup.id) == col(Client.group_id))
-            .outerjoin(latest_log_table, col(latest_log_table.id) == _latest_log_id(errors_only=False))
-            .outerjoin(latest_error_table, col(latest_error_table.id) == _latest_log_id(errors_only=True))
-        )
-    return query.order_by(
-        nulls_last(func.lower(col(ClientGroup.name)).asc()),
-        nulls_last(func.lower(col(Client.description)).asc()),
-        nulls_last(func.lower(col(Client.hostname)).asc()),
-        func.lower(col(Client.uuid)).asc(),
-        col(Client.uuid).asc(),
+    return query
+
+
+_ORDER_FIELDS = _fields("description", "hostname", "uuid")
+
+
+def _dashboard_order(row: Any) -> tuple[Any, ...]:
+    """Sort key: group name, description, hostname, case-insensitive with nulls last, then uuid.
+
+    Sorted here rather than in SQL: the database would sort the wide rows (with their logs) on disk at
+    10,000 clients, and Python's lowercase and code-point order is the same on every backend.
+    """
+    group = row[_GROUP_NAME]
+    description, hostname, uuid = _ORDER_FIELDS(row)
+    return (
+        group is None,
+        group.lower() if group else "",
+        description is None,
+        description.lower() if description else "",
+        hostname is None,
+        hostname.lower() if hostname else "",
+        uuid.lower(),
+        uuid,
     )
 
 
@@ -217,7 +202,7 @@ async def _client_views(
     """
     since = now - timedelta(hours=hours)
     dialect = session.get_bind().dialect.name
-    query = _ordered_clients(with_logs=with_logs, dialect=dialect)
+    query = _clients_query(with_logs=with_logs, dialect=dialect)
     if client_uuid is not None:
         query = query.where(col(Client.uuid) == client_uuid)
     engine = session.bind
@@ -242,7 +227,7 @@ async def _client_views(
     first_log = len(_CLIENT_COLUMNS) + 1
     first_error = first_log + len(_LOG_COLUMNS)
     views = []
-    for row in rows:
+    for row in sorted(rows, key=_dashboard_order):
         values = tuple(row)
         (uuid, is_active, last_alive, offline_at, process_status, screen_health, priority_at) = _STATUS_FIELDS(values)
         client_counts = counts.get(uuid) or empty_counts()

@@ -1,7 +1,7 @@
 """Log retention (SPEC §3 `LOG_RETENTION_DAYS`): old log rows go, the counts stay exact.
 
 Rows are deleted in batches, each its own short transaction, so the log table is never locked for
-long. Every batch takes back exactly what it deleted (`DELETE ... RETURNING`) from the hourly rollup
+long. Every batch takes back exactly what it deleted (`DELETE ... RETURNING`) from the rollups
 and the totals, so two replicas running retention at once never count a row twice.
 """
 
@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import ClientLog, LogCountHourly
-from app.services.ingest import adjust_log_counts, hour_bucket
+from app.models import ClientLog, LatestLog
+from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, adjust_log_counts, block_start, hour_bucket
 from app.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -36,25 +36,38 @@ async def delete_logs_batch(session: AsyncSession, *, before: datetime, limit: i
         await session.execute(
             delete(ClientLog)
             .where(col(ClientLog.id).in_(expired))
-            .returning(col(ClientLog.client_uuid), col(ClientLog.timestamp), col(ClientLog.level))
+            .returning(col(ClientLog.id), col(ClientLog.client_uuid), col(ClientLog.timestamp), col(ClientLog.level))
         )
     ).all()
     deltas = Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in deleted)
     await adjust_log_counts(session, {key: -count for key, count in deltas.items()})
+    await forget_latest_logs(session, [row.id for row in deleted])
     return len(deleted)
 
 
+async def forget_latest_logs(session: AsyncSession, log_ids: list[int]) -> None:
+    """Clear the newest-log and newest-error pointers that point at these deleted logs.
+
+    A client's newest log is only deleted with all its older ones (they are older still), so
+    there is nothing to point at instead; a late log arriving later takes the free pointer.
+    """
+    if not log_ids:
+        return
+    for kind in ("log", "error"):
+        pointer = col(getattr(LatestLog, f"{kind}_id"))
+        cleared = {f"{kind}_id": None, f"{kind}_timestamp": None}
+        await session.execute(update(LatestLog).where(pointer.in_(log_ids)).values(cleared))
+
+
 async def drop_empty_buckets(session: AsyncSession, *, before: datetime) -> None:
-    """Remove rollup rows that retention brought to zero (only hours wholly before `before`)."""
-    await session.execute(
-        delete(LogCountHourly).where(
-            col(LogCountHourly.bucket_start) < hour_bucket(before),
-            col(LogCountHourly.error) == 0,
-            col(LogCountHourly.warn) == 0,
-            col(LogCountHourly.info) == 0,
-            col(LogCountHourly.debug) == 0,
+    """Remove rollup rows that retention brought to zero (only buckets wholly before `before`)."""
+    for table, hours in ROLLUPS:
+        await session.execute(
+            delete(table).where(
+                table.c.bucket_start < block_start(before, hours),
+                *(table.c[column] == 0 for column in LEVEL_COLUMNS.values()),
+            )
         )
-    )
 
 
 async def delete_expired_logs(state: AppState, *, batch_size: int = BATCH_SIZE) -> int:

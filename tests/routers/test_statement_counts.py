@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 ENDPOINTS = {
     "monitoring-overview": ("/api/client-logs/monitoring-overview", 3),
     "monitoring-overview-1h": ("/api/client-logs/monitoring-overview?hours=1", 3),
-    "summary": ("/api/client-logs/summary", 3),
+    "summary": ("/api/client-logs/summary", 2),
     "recent-errors": ("/api/client-logs/recent-errors", 2),
     "client-logs": ("/api/client-logs/disp-000/logs?level=error&since=2026-03-09T00:00:00Z", 3),
     "test": ("/api/client-logs/test", 3),

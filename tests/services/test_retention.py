@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.models import LOG_LEVELS, ClientLog, LogCountHourly, LogTotal
+from app.models import LOG_LEVELS, ClientLog, LogTotal
 from app.schemas.ingest import LogRecord
-from app.services.ingest import LEVEL_COLUMNS, hour_bucket, record_logs
+from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, block_start, record_logs
 from app.services.logs import window_counts
 from app.services.retention import delete_expired_logs, run_periodically
 from app.state import AppState
@@ -47,23 +47,33 @@ async def seed(state: AppState, clock: Clock, count: int, *, seed: int = 7) -> N
         await record_logs(session, entries, now=clock())
 
 
-async def brute_force(session: AsyncSession) -> tuple[Counter[tuple[datetime, str, str]], Counter[str]]:
+RollupCounts = dict[int, Counter[tuple[datetime, str, str]]]
+
+
+async def brute_force(session: AsyncSession) -> tuple[RollupCounts, Counter[str]]:
+    """Per rollup (by its bucket length in hours): counts per (bucket, client, level); and per level."""
     rows = (await session.execute(select(ClientLog))).scalars().all()
-    hourly = Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in rows)
-    return hourly, Counter(row.level for row in rows)
+    rollups = {
+        hours: Counter((block_start(row.timestamp, hours), row.client_uuid, row.level) for row in rows)
+        for _, hours in ROLLUPS
+    }
+    return rollups, Counter(row.level for row in rows)
 
 
-async def stored_counts(session: AsyncSession) -> tuple[Counter[tuple[datetime, str, str]], Counter[str]]:
-    hourly_rows = (await session.execute(select(LogCountHourly))).scalars().all()
-    hourly = Counter(
-        {
-            (row.bucket_start, row.client_uuid, level): getattr(row, column)
-            for row in hourly_rows
-            for level, column in LEVEL_COLUMNS.items()
-        }
-    )
+async def stored_counts(session: AsyncSession) -> tuple[RollupCounts, Counter[str]]:
+    rollups = {}
+    for table, hours in ROLLUPS:
+        rows = (await session.execute(select(table))).all()
+        stored = Counter(
+            {
+                (row.bucket_start, row.client_uuid, level): getattr(row, column)
+                for row in rows
+                for level, column in LEVEL_COLUMNS.items()
+            }
+        )
+        rollups[hours] = +stored
     totals = Counter({row.level: row.count for row in (await session.execute(select(LogTotal))).scalars().all()})
-    return +hourly, +totals
+    return rollups, +totals
 
 
 class TestDeleteExpiredLogs:
@@ -86,24 +96,15 @@ class TestDeleteExpiredLogs:
         oldest = (await session.execute(select(ClientLog.timestamp).order_by(col(ClientLog.timestamp)))).scalars()
         assert next(iter(oldest)) >= cutoff
 
-        hourly, totals = await brute_force(session)
-        assert await stored_counts(session) == (hourly, totals)
-        # No rollup rows left at zero for whole hours before the cutoff.
-        zero_rows = (
-            (
+        assert await stored_counts(session) == await brute_force(session)
+        # No rollup rows left at zero for whole buckets before the cutoff.
+        for table, hours in ROLLUPS:
+            zero_rows = (
                 await session.execute(
-                    select(LogCountHourly).where(
-                        col(LogCountHourly.error) == 0,
-                        col(LogCountHourly.warn) == 0,
-                        col(LogCountHourly.info) == 0,
-                        col(LogCountHourly.debug) == 0,
-                    )
+                    select(table.c.bucket_start).where(*(table.c[column] == 0 for column in LEVEL_COLUMNS.values()))
                 )
-            )
-            .scalars()
-            .all()
-        )
-        assert all(row.bucket_start >= hour_bucket(cutoff) for row in zero_rows)
+            ).all()
+            assert all(row.bucket_start >= block_start(cutoff, hours) for row in zero_rows)
 
     @pytest.mark.parametrize("hours", [1, 24, 24 * 29 + 5, 24 * 31, 24 * 45])
     async def test_window_counts_match_brute_force_after_retention(
@@ -133,7 +134,7 @@ class TestDeleteExpiredLogs:
 
     async def test_nothing_to_delete_is_zero(self, backend: str, state: AppState, session: AsyncSession) -> None:
         assert await delete_expired_logs(state) == 0
-        assert await stored_counts(session) == (Counter(), Counter())
+        assert await stored_counts(session) == ({1: Counter(), 6: Counter()}, Counter())
 
 
 class TestRunPeriodically:

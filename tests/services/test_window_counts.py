@@ -1,4 +1,4 @@
-"""The fast window counts (hourly rollup + the logs of at most half an hour) equal a brute-force COUNT."""
+"""The fast window counts (6-hour and hourly rollups + the logs of at most half an hour) equal a brute-force COUNT."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from app.models import LOG_LEVELS, ClientLog
 from app.schemas.ingest import LogRecord
-from app.services.ingest import record_logs
+from app.services.ingest import block_start, record_logs
 from app.services.logs import window_counts
 from app.state import AppState
 from tests.conftest import Clock
@@ -24,7 +24,7 @@ CLIENTS = [f"disp-{number:02d}" for number in range(6)]
 
 
 async def seed_random_logs(state: AppState, now: datetime, rng: random.Random, *, count: int) -> None:
-    """Random logs over the last 30 hours and up to 2 hours into the future, ingested in random batches.
+    """Random logs over the last 50 hours and up to 2 hours into the future, ingested in random batches.
 
     Some carry a message_id that is sent again later (a redelivery): the repeat must not count.
     Timestamps fall on and around hour boundaries on purpose.
@@ -34,10 +34,10 @@ async def seed_random_logs(state: AppState, now: datetime, rng: random.Random, *
     for number in range(count):
         if rng.random() < 0.15:
             # exactly on an hour boundary, or a microsecond either side of one
-            base = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=rng.randrange(-2, 30))
+            base = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=rng.randrange(-2, 50))
             timestamp = base + timedelta(microseconds=rng.choice((-1, 0, 1)))
         else:
-            timestamp = now - timedelta(seconds=rng.uniform(-2 * 3600, 30 * 3600))
+            timestamp = now - timedelta(seconds=rng.uniform(-2 * 3600, 50 * 3600))
         record = LogRecord(
             level=rng.choice(LOG_LEVELS),
             message=f"line {number}",
@@ -81,15 +81,20 @@ def positive(counts: dict[str, dict[str, int]]) -> dict[str, Counter[str]]:
 
 def random_windows(now: datetime, rng: random.Random) -> list[datetime]:
     hour = now.replace(minute=0, second=0, microsecond=0)
+    block = block_start(now, 6)
     windows = [
         hour - timedelta(hours=24),  # on an hour boundary
         hour - timedelta(hours=5, minutes=30),  # exactly half past: the subtracting edge
         hour - timedelta(hours=5, minutes=30, microseconds=-1),  # just after half past: the adding edge
         hour - timedelta(hours=3, microseconds=1),  # a microsecond before an hour
+        block - timedelta(hours=12),  # on a 6-hour boundary: 6-hour rows only
+        block - timedelta(hours=9),  # half a block: that block whole, 3 hours subtracted
+        block - timedelta(hours=8, minutes=40),  # 3 h 20 min into a block: hours added up to the next block
+        block - timedelta(hours=11, minutes=50),  # 10 min into a block: logs and hours subtracted
         now + timedelta(hours=1, minutes=7),  # in the future: only future logs count
         now - timedelta(days=10),  # before every log
     ]
-    windows += [now - timedelta(seconds=rng.uniform(0, 31 * 3600)) for _ in range(14)]
+    windows += [now - timedelta(seconds=rng.uniform(0, 51 * 3600)) for _ in range(16)]
     return windows
 
 
