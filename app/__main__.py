@@ -14,11 +14,13 @@ from app.models import ROLES, utcnow
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from app.main import configure_logging, create_app
+    from app.main import configure_logging, create_app, tune_garbage_collection
 
     configure_logging(settings.LOG_LEVEL)
+    app = create_app(settings)
+    tune_garbage_collection()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.HOST,
         port=settings.PORT,
         log_level=settings.LOG_LEVEL.lower(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,6 +38,24 @@ monitoring overview, logs, error summaries and screenshots. Send `Authorization:
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", force=False)
     logging.getLogger().setLevel(level)
+
+
+# Cyclic garbage collection: the default first generation (700 allocations) makes the collector run
+# thousands of times while an overview of 10,000 clients is built (about a million objects, most of
+# them alive until the response is sent): a third of the request's time. Collections stay on, only
+# rarer; reference counting still frees everything without cycles at once.
+GC_THRESHOLDS = (100_000, 20, 10)
+
+
+def tune_garbage_collection() -> None:
+    """Rarer collections, and the objects of start-up (imports, app) kept out of every later one.
+
+    Process-wide, so `python -m app serve` calls it once before serving (not the app factory,
+    which tests call many times in one process).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = utcnow) -> FastAPI:
