@@ -84,7 +84,3 @@ def insert_for(dialect: str) -> Any:
 
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
-
-def dialect_insert(session: AsyncSession) -> Any:
-    """`INSERT ... ON CONFLICT` builder for the session's backend."""
-    return insert_for(session.get_bind().dialect.name)

@@ -14,14 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Result, Row, and_, case, or_, tuple_, update
+from sqlalchemy import Result, Row, TypeDecorator, and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.db import dialect_insert, insert_for
+from app.db import insert_for
 from app.errors import BadRequest
 from app.models import Client, ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal
-from app.schemas.ingest import LogRecord
+from app.schemas.ingest import LogRecord, as_utc
 
 UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -61,8 +62,13 @@ async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, 
     """Register unknown uuids (`registration_time = now`, active); known ones are left alone."""
     rows = [{"uuid": uuid, "registration_time": now, "is_active": True} for uuid in sorted(set(client_uuids))]
     if rows:
-        statement = dialect_insert(session)(_CLIENTS).on_conflict_do_nothing(index_elements=["uuid"])
-        await _execute_many(session, statement, rows)
+        await _execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _client_registration(dialect: str) -> Any:
+    statement = _rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active"))
+    return statement.on_conflict_do_nothing(index_elements=["uuid"])
 
 
 async def record_heartbeat(
@@ -96,7 +102,7 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
 @functools.cache
 def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap)."""
-    statement = insert_for(dialect)(_CLIENTS)
+    statement = _rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active", *names, "last_alive"))
     updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
     return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
 
@@ -132,7 +138,7 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
     rows = [
         {
             "client_uuid": uuid,
-            "timestamp": record.timestamp or now,
+            "timestamp": as_utc(record.timestamp) if record.timestamp else now,
             "level": record.level,
             "message": record.message,
             "context": _context_text(record.context),
@@ -140,12 +146,7 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
         }
         for uuid, record in entries
     ]
-    statement = (
-        dialect_insert(session)(_LOGS)
-        .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
-        .returning(_LOGS.c.id, _LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
-    )
-    inserted = (await _execute_many(session, statement, rows)).all()
+    inserted = (await _execute_many(session, _log_insert(session.get_bind().dialect.name), rows)).all()
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
@@ -213,15 +214,25 @@ async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> Non
 
 @functools.cache
 def _rollup_upsert(dialect: str, table: Any) -> Any:
-    statement = insert_for(dialect)(table)
+    statement = _rows_insert(dialect, table, ("bucket_start", "client_uuid", *LEVEL_COLUMNS.values()))
     added = {column: table.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
     return statement.on_conflict_do_update(index_elements=["bucket_start", "client_uuid"], set_=added)
 
 
 @functools.cache
+def _log_insert(dialect: str) -> Any:
+    columns = ("client_uuid", "timestamp", "level", "message", "context", "message_id")
+    return (
+        _rows_insert(dialect, _LOGS, columns)
+        .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
+        .returning(_LOGS.c.id, _LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
+    )
+
+
+@functools.cache
 def _latest_upsert(dialect: str) -> Any:
     """Insert the pointers, or move each one only when the offered log is newer than the stored one."""
-    statement = insert_for(dialect)(_LATEST)
+    statement = _rows_insert(dialect, _LATEST, tuple(_LATEST.c.keys()))
     offered, stored = statement.excluded, _LATEST.c
     updated = {}
     for kind in ("log", "error"):
@@ -240,19 +251,42 @@ def _latest_upsert(dialect: str) -> Any:
 
 @functools.cache
 def _totals_upsert(dialect: str) -> Any:
-    statement = insert_for(dialect)(_TOTALS)
+    statement = _rows_insert(dialect, _TOTALS, ("level", "count"))
     return statement.on_conflict_do_update(
         index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
     )
 
 
-async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
-    """One INSERT for many rows on the Core table.
+@functools.cache
+def _rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
+    """`INSERT ... ON CONFLICT` of many rows with these columns, for `_execute_many`.
 
-    An executemany of one cached statement (SQLAlchemy batches it into multi-row VALUES pages),
-    where building a `.values([...])` statement per call would compile anew every time: that
-    compilation was most of the MQTT ingest's time.
+    SQLite: a plain INSERT, executed many times (SQLAlchemy pages the rows into multi-row VALUES).
+    PostgreSQL: `INSERT ... SELECT * FROM unnest(:column, ...)`, one array parameter per column, so
+    a batch binds a handful of parameters instead of a few per row (that per-row work was most of
+    the ingest's time on the Python side).
+    """
+    statement = insert_for(dialect)(table)
+    if dialect != "postgresql":
+        return statement
+    arrays = [bindparam(name, type_=ARRAY(_array_item(table.c[name].type))) for name in columns]
+    incoming = func.unnest(*arrays).table_valued(*columns).render_derived(name="incoming")
+    return statement.from_select(list(columns), select(*(incoming.c[name] for name in columns)))
+
+
+def _array_item(column_type: Any) -> Any:
+    """The element type of a column's array parameter (a `UTCDateTime` travels as its aware impl)."""
+    return column_type.impl if isinstance(column_type, TypeDecorator) else column_type
+
+
+async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
+    """One INSERT for many rows (every row with the same keys) with a statement from `_rows_insert`.
+
+    Statements are built once and cached: compiling one per batch was most of the MQTT ingest's time.
     """
     connection = await session.connection()
-    result: Result[Any] = await connection.execute(statement, rows)
+    parameters: Any = rows
+    if connection.dialect.name == "postgresql":
+        parameters = {name: [row[name] for row in rows] for name in rows[0]}
+    result: Result[Any] = await connection.execute(statement, parameters)
     return result
