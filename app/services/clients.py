@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.errors import BadRequest, ClientNotFound, Conflict, NotFound
-from app.models import Client, ClientGroup, ClientLog, LogCountHourly, Screenshot
+from app.models import Client, ClientGroup, ClientLog, LatestLog, LogCountHourly, Screenshot
 from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, adjust_totals
 from app.services.overview import ClientView
 
@@ -58,7 +58,7 @@ async def update_client(session: AsyncSession, *, client_uuid: str, changes: dic
 
 
 async def delete_client(session: AsyncSession, *, client_uuid: str) -> list[str]:
-    """Remove a client with its logs, counts and screenshot rows; returns the screenshot files to delete."""
+    """Remove a client with its logs, counts, newest-log pointers and screenshot rows; returns its screenshot files."""
     if await session.scalar(select(col(Client.uuid)).where(col(Client.uuid) == client_uuid)) is None:
         raise ClientNotFound()
     rollup = LogCountHourly.__table__  # type: ignore[attr-defined]
@@ -80,6 +80,7 @@ async def delete_client(session: AsyncSession, *, client_uuid: str) -> list[str]
     await session.execute(delete(Screenshot).where(col(Screenshot.client_uuid) == client_uuid))
     for table, _ in ROLLUPS:
         await session.execute(delete(table).where(table.c.client_uuid == client_uuid))
+    await session.execute(delete(LatestLog).where(col(LatestLog.client_uuid) == client_uuid))
     await session.execute(delete(Client).where(col(Client.uuid) == client_uuid))
     return files
 

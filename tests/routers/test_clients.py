@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from app.models import ClientLog, LogCountHourly, LogCountSixHourly, LogTotal, Screenshot
+from app.models import ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal, Screenshot
 from app.state import AppState
 from tests.conftest import Clock, TokenMaker
 from tests.helpers import UTC_SUFFIX, heartbeat, log, post_logs, set_client
@@ -251,6 +251,8 @@ class TestClientDelete:
         assert await count_rows(state, ClientLog, col(ClientLog.client_uuid) == "doomed") == 0
         assert await count_rows(state, LogCountHourly, col(LogCountHourly.client_uuid) == "doomed") == 0
         assert await count_rows(state, LogCountSixHourly, col(LogCountSixHourly.client_uuid) == "doomed") == 0
+        assert await count_rows(state, LatestLog, col(LatestLog.client_uuid) == "doomed") == 0
+        assert await count_rows(state, LatestLog) == 1  # the other client keeps its pointers
         assert await count_rows(state, Screenshot) == 0
         assert not image.exists()
         test = (await client.get("/api/client-logs/test")).json()
