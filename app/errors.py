@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(message), status_code=exc.status_code, headers=headers or None)
 
 
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database cannot be reached or dropped the connection (it restarts, it is down):
+    SQLAlchemy has invalidated the pooled connections by then, so a retry reconnects. Any other
+    database error is a bug (500)."""
+    assert isinstance(exc, DBAPIError)
+    if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
+        return await _unexpected_error(request, exc)
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+    return JSONResponse(error_body("Database unavailable"), status_code=503, headers={"Retry-After": "1"})
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(error_body("Internal server error"), status_code=500)
@@ -111,4 +123,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -135,6 +135,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             "description": 'Known path, wrong method: `{"error": "Method not allowed"}`',
             "content": error_body,
         },
+        "DatabaseUnavailable": {
+            "description": 'Any operation while the database is down or restarting: 503 `{"error": "Database '
+            'unavailable"}` with `Retry-After: 1`; the retry reconnects',
+            "content": error_body,
+        },
     }
     app.openapi_schema = schema
     return schema

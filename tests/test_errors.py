@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.state import AppState
+from tests.conftest import POSTGRES_ADMIN_URL
 from tests.helpers import heartbeat
 
 pytestmark = pytest.mark.usefixtures("backend")
@@ -125,3 +128,27 @@ class TestInternalErrors:
         assert response.json() == {"error": "Internal server error"}
         assert "SELECT" not in response.text
         assert "Traceback" not in response.text
+
+
+class TestDatabaseConnectionLost:
+    @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+    async def test_one_503_then_the_pool_reconnects(self, client: httpx.AsyncClient, state: AppState) -> None:
+        """The server drops every connection of the service (as on a restart): no pre-ping hides it, so
+        the first request answers 503 with Retry-After, and the next ones reconnect and succeed."""
+        assert (await client.get("/api/client-logs/test")).status_code == 200  # a pooled connection exists
+        database = state.engine.url.database
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+        try:
+            ended = await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        finally:
+            await connection.close()
+        assert ended >= 1
+        first = await client.get("/api/client-logs/test")
+        assert first.status_code == 503
+        assert first.json() == {"error": "Database unavailable"}
+        assert first.headers["Retry-After"] == "1"
+        assert [(await client.get("/api/client-logs/test")).status_code for _ in range(3)] == [200, 200, 200]

@@ -122,9 +122,9 @@ class TestOperations:
         assert "ValidationError" not in schema["components"]["schemas"]
         assert "422" not in json.dumps(schema["paths"])
 
-    def test_unknown_path_and_wrong_method_answers_are_documented(self, schema: dict[str, Any]) -> None:
+    def test_unknown_path_wrong_method_and_database_down_answers_are_documented(self, schema: dict[str, Any]) -> None:
         responses = schema["components"]["responses"]
-        for name in ("NotFound", "MethodNotAllowed"):
+        for name in ("NotFound", "MethodNotAllowed", "DatabaseUnavailable"):
             body = responses[name]["content"]["application/json"]["schema"]
             assert body == {"$ref": "#/components/schemas/ErrorBody"}
 
