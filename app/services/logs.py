@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Row, Select, cast, func, select, union_all
+from sqlalchemy import Integer, Row, Select, bindparam, cast, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
-from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogCountSixHourly, LogTotal
+from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogCountSixHourly, LogTotal, UTCDateTime
 from app.services.ingest import LEVEL_COLUMNS, block_start, hour_bucket
 
 LevelCounts = dict[str, int]
@@ -97,42 +98,63 @@ def _nearer_boundary(moment: datetime, step: timedelta, floor: datetime) -> tupl
     return floor + step, moment, floor + step, 1
 
 
-def window_counts_query(*, since: datetime, client_uuid: str | None = None) -> Select[Any]:
+def _window_plan(since: datetime, client_uuid: str | None) -> tuple[tuple[int, int, bool], dict[str, Any]]:
+    """The shape of the window count for `since` (signs of the hourly and log parts, 0 for none; one
+    client or all) and its parameters (see `window_counts_query`)."""
+    hour_from, edge_from, edge_to, edge_sign = _nearer_boundary(since, _HOUR, hour_bucket(since))
+    six_from, hours_from, hours_to, hours_sign = _nearer_boundary(
+        hour_from, _BLOCK, block_start(hour_from, _BLOCK_HOURS)
+    )
+    parameters: dict[str, Any] = {"six_from": six_from}
+    if hours_from < hours_to:
+        parameters.update(hours_from=hours_from, hours_to=hours_to)
+    else:
+        hours_sign = 0
+    if edge_from < edge_to:
+        parameters.update(edge_from=edge_from, edge_to=edge_to)
+    else:
+        edge_sign = 0
+    if client_uuid is not None:
+        parameters["client_uuid"] = client_uuid
+    return (hours_sign, edge_sign, client_uuid is not None), parameters
+
+
+@functools.cache
+def window_counts_query(hours_sign: int, edge_sign: int, one_client: bool) -> Select[Any]:
     """(client_uuid, error, warn, info, debug) for `timestamp >= since`, clients with a log in it only.
 
     Whole 6-hour blocks come from `log_counts_six_hourly`, whole hours next to the window's start from
     `log_counts_hourly` (at most 3), and only the logs of at most half an hour around `since` are counted
     in the log table, on its covering index (timestamp, client_uuid, level). Each part is added or
     subtracted (see `_nearer_boundary`). A day-long window reads about 7 rollup rows per client.
+    Built once per shape, with bound parameters (`_window_plan` gives both).
     """
-    hour_from, edge_from, edge_to, edge_sign = _nearer_boundary(since, _HOUR, hour_bucket(since))
-    six_from, hours_from, hours_to, hours_sign = _nearer_boundary(
-        hour_from, _BLOCK, block_start(hour_from, _BLOCK_HOURS)
-    )
     columns = list(LEVEL_COLUMNS.values())
     parts: list[Any] = [
         select(SIX_HOURLY.c.client_uuid, *(SIX_HOURLY.c[name] for name in columns)).where(
-            SIX_HOURLY.c.bucket_start >= six_from
+            SIX_HOURLY.c.bucket_start >= bindparam("six_from", type_=UTCDateTime())
         )
     ]
-    if hours_from < hours_to:
+    if hours_sign:
         signed = (HOURLY.c[name] if hours_sign > 0 else -HOURLY.c[name] for name in columns)
         parts.append(
             select(HOURLY.c.client_uuid, *signed).where(
-                HOURLY.c.bucket_start >= hours_from, HOURLY.c.bucket_start < hours_to
+                HOURLY.c.bucket_start >= bindparam("hours_from", type_=UTCDateTime()),
+                HOURLY.c.bucket_start < bindparam("hours_to", type_=UTCDateTime()),
             )
         )
-    if edge_from < edge_to:
-        # Integer counts (at most half an hour of one client's logs), so every sum below stays an integer.
-        level = col(ClientLog.level)
-        counted = (cast(func.count().filter(level == name) * edge_sign, Integer) for name in LOG_LEVELS)
+    if edge_sign:
+        # One row per log with 1 (or -1) under its level, as integers so every sum below stays one;
+        # summed with the rollup rows in the single aggregate (cheaper than grouping the edge apart).
+        flags = (cast(col(ClientLog.level) == name, Integer) for name in LOG_LEVELS)
         parts.append(
-            select(col(ClientLog.client_uuid), *counted)
-            .where(col(ClientLog.timestamp) >= edge_from, col(ClientLog.timestamp) < edge_to)
-            .group_by(col(ClientLog.client_uuid))
+            select(col(ClientLog.client_uuid), *(flag if edge_sign > 0 else -flag for flag in flags)).where(
+                col(ClientLog.timestamp) >= bindparam("edge_from", type_=UTCDateTime()),
+                col(ClientLog.timestamp) < bindparam("edge_to", type_=UTCDateTime()),
+            )
         )
-    if client_uuid is not None:
-        parts = [part.where(part.selected_columns[0] == client_uuid) for part in parts]
+    if one_client:
+        parts = [part.where(part.selected_columns[0] == bindparam("client_uuid")) for part in parts]
     rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     per_level = [func.sum(rows.c[name]) for name in columns]
     total = sum(per_level[1:], start=per_level[0])
@@ -140,8 +162,12 @@ def window_counts_query(*, since: datetime, client_uuid: str | None = None) -> S
     return select(rows.c.client_uuid, *labelled).group_by(rows.c.client_uuid).having(total > 0)
 
 
-def _level_counts(error: int, warn: int, info: int, debug: int) -> LevelCounts:
-    return {"ERROR": int(error), "WARN": int(warn), "INFO": int(info), "DEBUG": int(debug)}
+@functools.cache
+def _summary_query(hours_sign: int, edge_sign: int) -> Select[Any]:
+    counts = window_counts_query(hours_sign, edge_sign, False).subquery()
+    return select(*counts.c, col(Client.hostname), col(Client.description)).outerjoin(
+        Client, col(Client.uuid) == counts.c.client_uuid
+    )
 
 
 async def window_counts(
@@ -151,23 +177,22 @@ async def window_counts(
 
     Clients without a log in the window are left out.
     """
+    shape, parameters = _window_plan(since, client_uuid)
     connection = session if isinstance(session, AsyncConnection) else await session.connection()
-    result = await connection.execute(window_counts_query(since=since, client_uuid=client_uuid))
-    return {uuid: _level_counts(*counts) for uuid, *counts in result.all()}
+    result = await connection.execute(window_counts_query(*shape), parameters)
+    return {uuid: dict(zip(LOG_LEVELS, counts, strict=True)) for uuid, *counts in result.all()}
 
 
 async def window_summary(session: AsyncSession, *, since: datetime) -> dict[str, dict[str, Any]]:
     """The summary's entries, one statement: each client's window counts with its hostname and description."""
-    counts = window_counts_query(since=since).subquery()
-    query = select(*counts.c, col(Client.hostname), col(Client.description)).outerjoin(
-        Client, col(Client.uuid) == counts.c.client_uuid
-    )
-    rows: Sequence[tuple[str, int, int, int, int, str | None, str | None]] = (
-        await (await session.connection()).execute(query)
-    ).all()  # type: ignore[assignment]
+    (hours_sign, edge_sign, _), parameters = _window_plan(since, None)
+    result = await (await session.connection()).execute(_summary_query(hours_sign, edge_sign), parameters)
     return {
-        uuid: {"counts": _level_counts(error, warn, info, debug), "info": {"hostname": host, "description": text}}
-        for uuid, error, warn, info, debug, host, text in rows
+        uuid: {
+            "counts": {"ERROR": error, "WARN": warn, "INFO": info, "DEBUG": debug},
+            "info": {"hostname": host, "description": text},
+        }
+        for uuid, error, warn, info, debug, host, text in result.all()
     }
 
 
