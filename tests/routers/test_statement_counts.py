@@ -20,7 +20,9 @@ ENDPOINTS = {
     "monitoring-overview-1h": ("/api/client-logs/monitoring-overview?hours=1", 3),
     "summary": ("/api/client-logs/summary", 2),
     "recent-errors": ("/api/client-logs/recent-errors", 2),
-    "client-logs": ("/api/client-logs/disp-000/logs?level=error&since=2026-03-09T00:00:00Z", 3),
+    "client-logs": ("/api/client-logs/disp-000/logs?level=error&since=2026-03-09T00:00:00Z", 2),
+    # No log matches: one more statement to tell an empty list from an unknown client (404).
+    "client-logs-none": ("/api/client-logs/disp-000/logs?since=2030-01-01T00:00:00Z", 3),
     "test": ("/api/client-logs/test", 3),
     "clients": ("/api/clients", 3),
     "client": ("/api/clients/disp-000", 3),
