@@ -32,7 +32,7 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     # cores shared with the service itself (summary at 2,000 clients: ~17 ms with 2 workers, ~13 ms without).
     # No pre-ping: it costs three round trips (BEGIN, a ping, ROLLBACK) on every checkout. After the
     # database restarts, the first request on a dead connection gets a 503 and invalidates the pool,
-    # so the next ones reconnect (`errors.database_unavailable`).
+    # so the next ones reconnect (the DBAPIError handler in `app/errors.py`).
     return create_async_engine(
         database_url,
         echo=echo,

@@ -103,7 +103,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(message), status_code=exc.status_code, headers=headers or None)
 
 
-async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     """503 when the database cannot be reached or dropped the connection (it restarts, it is down):
     SQLAlchemy has invalidated the pooled connections by then, so a retry reconnects. Any other
     database error is a bug (500)."""
@@ -123,5 +123,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

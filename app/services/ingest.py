@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Result, Row, TypeDecorator, and_, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import Result, Row, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -22,15 +22,17 @@ from sqlmodel import col
 from app.db import insert_for
 from app.errors import BadRequest
 from app.models import Client, ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal
-from app.schemas.ingest import LogRecord, as_utc
+from app.schemas.ingest import LogRecord
 
 UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
 _LOGS = ClientLog.__table__  # type: ignore[attr-defined]
 _HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
 _SIX_HOURLY = LogCountSixHourly.__table__  # type: ignore[attr-defined]
+# The bucket length of `log_counts_six_hourly`, in hours.
+BLOCK_HOURS = 6
 # Every rollup table with the length of its buckets in hours; each is written in step with the logs.
-ROLLUPS: tuple[tuple[Any, int], ...] = ((_HOURLY, 1), (_SIX_HOURLY, 6))
+ROLLUPS: tuple[tuple[Any, int], ...] = ((_HOURLY, 1), (_SIX_HOURLY, BLOCK_HOURS))
 _TOTALS = LogTotal.__table__  # type: ignore[attr-defined]
 _LATEST = LatestLog.__table__  # type: ignore[attr-defined]
 # Rollup column of each level.
@@ -138,7 +140,7 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
     rows = [
         {
             "client_uuid": uuid,
-            "timestamp": as_utc(record.timestamp) if record.timestamp else now,
+            "timestamp": record.timestamp or now,
             "level": record.level,
             "message": record.message,
             "context": _context_text(record.context),
@@ -264,19 +266,15 @@ def _rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
     SQLite: a plain INSERT, executed many times (SQLAlchemy pages the rows into multi-row VALUES).
     PostgreSQL: `INSERT ... SELECT * FROM unnest(:column, ...)`, one array parameter per column, so
     a batch binds a handful of parameters instead of a few per row (that per-row work was most of
-    the ingest's time on the Python side).
+    the ingest's time on the Python side). The arrays keep the columns' types, so their elements get
+    the same processing as single values (`UTCDateTime` makes every timestamp aware UTC).
     """
     statement = insert_for(dialect)(table)
     if dialect != "postgresql":
         return statement
-    arrays = [bindparam(name, type_=ARRAY(_array_item(table.c[name].type))) for name in columns]
+    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
     incoming = func.unnest(*arrays).table_valued(*columns).render_derived(name="incoming")
     return statement.from_select(list(columns), select(*(incoming.c[name] for name in columns)))
-
-
-def _array_item(column_type: Any) -> Any:
-    """The element type of a column's array parameter (a `UTCDateTime` travels as its aware impl)."""
-    return column_type.impl if isinstance(column_type, TypeDecorator) else column_type
 
 
 async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:

@@ -15,15 +15,14 @@ from sqlmodel import col
 
 from app.errors import ClientNotFound
 from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogCountSixHourly, LogTotal, UTCDateTime
-from app.services.ingest import LEVEL_COLUMNS, block_start, hour_bucket
+from app.services.ingest import BLOCK_HOURS, LEVEL_COLUMNS, block_start, hour_bucket
 
 LevelCounts = dict[str, int]
 # The rollups, the levels as columns (kept exact by `ingest.adjust_log_counts`).
 HOURLY = LogCountHourly.__table__  # type: ignore[attr-defined]
 SIX_HOURLY = LogCountSixHourly.__table__  # type: ignore[attr-defined]
 _HOUR = timedelta(hours=1)
-_BLOCK_HOURS = 6  # the buckets of `log_counts_six_hourly`
-_BLOCK = timedelta(hours=_BLOCK_HOURS)
+_BLOCK = timedelta(hours=BLOCK_HOURS)
 # (id, timestamp, level, message, context, client_uuid): read by name like a `ClientLog`.
 LogRow = Row[int | None, datetime, str, str, str | None, str]
 
@@ -108,7 +107,7 @@ def _window_plan(since: datetime, client_uuid: str | None) -> tuple[tuple[int, i
     client or all) and its parameters (see `window_counts_query`)."""
     hour_from, edge_from, edge_to, edge_sign = _nearer_boundary(since, _HOUR, hour_bucket(since))
     six_from, hours_from, hours_to, hours_sign = _nearer_boundary(
-        hour_from, _BLOCK, block_start(hour_from, _BLOCK_HOURS)
+        hour_from, _BLOCK, block_start(hour_from, BLOCK_HOURS)
     )
     parameters: dict[str, Any] = {"six_from": six_from}
     if hours_from < hours_to:
