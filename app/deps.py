@@ -14,6 +14,7 @@ from app.config import Settings
 from app.errors import Forbidden, NotAuthenticated
 from app.models import ApiToken
 from app.services.tokens import authenticate, role_rank
+from app.services.unit_of_work import unit_of_work
 from app.state import AppState
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer <token>`.")
@@ -43,17 +44,15 @@ NowDep = Annotated[datetime, Depends(get_now)]
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    """One unit of work per request: commit on success, roll back on any error."""
-    async with state.session_factory() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    """One unit of work per request: commit on success, roll back on any error, files included."""
+    async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as session:
+        yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# `scope="function"`: the dependency's exit (the commit) runs when the endpoint returns, before the
+# response starts. With the default request scope FastAPI (>= 0.118) runs it after the response was
+# sent, so a client could hold a 2xx for a write that was not committed yet, or that failed to commit.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 

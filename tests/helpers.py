@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -55,3 +56,8 @@ def png_bytes(color: str = "red") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def new_uuid(tag: str) -> str:
+    """A fresh, valid client uuid starting with `tag`."""
+    return f"{tag}-{uuid.uuid4().hex[:12]}"

@@ -7,14 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.deps import AdminDep, NowDep, SessionDep, SettingsDep, StateDep, SuperadminDep
+from app.deps import AdminDep, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
 from app.services import clients as client_service
 from app.services.ingest import check_uuid
 from app.services.overview import Rules, client_views
-from app.services.screenshots import delete_files
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["clients"])
@@ -89,12 +88,10 @@ async def update_client(
     response_class=Response,
     responses=errors(400, *AUTH_ERRORS, 404),
 )
-async def delete_client(client_uuid: str, _: SuperadminDep, session: SessionDep, state: StateDep) -> Response:
+async def delete_client(client_uuid: str, _: SuperadminDep, session: SessionDep) -> Response:
     """Delete a client with its logs, screenshot rows and files."""
     check_uuid(client_uuid)
-    files = await client_service.delete_client(session, client_uuid=client_uuid)
-    await session.commit()
-    await delete_files(state.settings.screenshots_dir, files)
+    await client_service.delete_client(session, client_uuid=client_uuid)
     return Response(status_code=204)
 
 

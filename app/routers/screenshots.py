@@ -105,12 +105,6 @@ async def upload_screenshot(
         captured_at=None,
         now=now,
     )
-    try:
-        await session.commit()
-    except BaseException:
-        await service.delete_files(settings.screenshots_dir, [stored.written_file])
-        raise
-    await service.delete_files(settings.screenshots_dir, stored.files_to_delete)
     return json_response(
         {"hash": stored.hash, "screenshot_type": stored.screenshot_type, "received_at": stored.received_at},
         status_code=202,

@@ -14,6 +14,7 @@ from app.errors import BadRequest, ClientNotFound, Conflict, NotFound
 from app.models import Client, ClientGroup, ClientLog, LatestLog, LogCountHourly, Screenshot
 from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, adjust_totals
 from app.services.overview import ClientView
+from app.services.unit_of_work import file_effects
 
 CLIENT_FIELDS = (
     "uuid",
@@ -57,8 +58,8 @@ async def update_client(session: AsyncSession, *, client_uuid: str, changes: dic
         await session.execute(update(Client).where(col(Client.uuid) == client_uuid).values(**changes))
 
 
-async def delete_client(session: AsyncSession, *, client_uuid: str) -> list[str]:
-    """Remove a client with its logs, counts, newest-log pointers and screenshot rows; returns its screenshot files."""
+async def delete_client(session: AsyncSession, *, client_uuid: str) -> None:
+    """Remove a client with its logs, counts, newest-log pointers and screenshot rows (files after the commit)."""
     if await session.scalar(select(col(Client.uuid)).where(col(Client.uuid) == client_uuid)) is None:
         raise ClientNotFound()
     rollup = LogCountHourly.__table__  # type: ignore[attr-defined]
@@ -82,7 +83,7 @@ async def delete_client(session: AsyncSession, *, client_uuid: str) -> list[str]
         await session.execute(delete(table).where(table.c.client_uuid == client_uuid))
     await session.execute(delete(LatestLog).where(col(LatestLog.client_uuid) == client_uuid))
     await session.execute(delete(Client).where(col(Client.uuid) == client_uuid))
-    return files
+    file_effects(session).to_delete.extend(files)
 
 
 async def list_groups(session: AsyncSession) -> Sequence[tuple[ClientGroup, int]]:

@@ -40,10 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
-from app.services.mqtt_batch import FileChanges, apply_actions
+from app.services.mqtt_batch import apply_actions
 from app.services.mqtt_client import IngestClient
 from app.services.mqtt_topics import Action, Parsed, Rejected, parse_message, subscription_filters
-from app.services.screenshots import delete_files
+from app.services.unit_of_work import unit_of_work
 from app.state import AppState, MqttState
 
 logger = logging.getLogger(__name__)
@@ -295,17 +295,10 @@ class MqttIngest:
             assert isinstance(item.result, Parsed)
             actions.extend(item.result.actions)
         now = self.clock()
-        files = FileChanges()
-        directory = self.settings.screenshots_dir
-        try:
-            async with self.session_factory() as session, session.begin():
-                await apply_actions(session, actions, settings=self.settings, now=now, files=files)
-                if self.fault_hook is not None:
-                    await self.fault_hook(BEFORE_COMMIT, items)
-        except BaseException:
-            await delete_files(directory, files.written)
-            raise
-        await delete_files(directory, files.to_delete)
+        async with unit_of_work(self.session_factory, screenshots_dir=self.settings.screenshots_dir) as session:
+            await apply_actions(session, actions, settings=self.settings, now=now)
+            if self.fault_hook is not None:
+                await self.fault_hook(BEFORE_COMMIT, items)
 
     async def _database_answers(self) -> bool:
         try:

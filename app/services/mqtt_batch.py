@@ -22,14 +22,6 @@ from app.services.screenshots import store_screenshot
 
 
 @dataclass
-class FileChanges:
-    """Screenshot files of one unit of work: delete `written` on rollback, `to_delete` after commit."""
-
-    written: list[str] = field(default_factory=list)
-    to_delete: list[str] = field(default_factory=list)
-
-
-@dataclass
 class _Display:
     """What one display's messages in a batch add up to."""
 
@@ -54,10 +46,8 @@ class _Display:
                 self.offline_at = action.received_at
 
 
-async def apply_actions(
-    session: AsyncSession, actions: Sequence[Action], *, settings: Settings, now: datetime, files: FileChanges
-) -> None:
-    """Apply every action in `session` (no commit); record the files written and to delete in `files`.
+async def apply_actions(session: AsyncSession, actions: Sequence[Action], *, settings: Settings, now: datetime) -> None:
+    """Apply every action in `session` (no commit; screenshot files go to the session's unit of work).
 
     `now` (the batch's latest arrival) is the registration time of displays first seen in logs.
     Heartbeats are written for all displays at once (one statement per set of fields), before or
@@ -77,7 +67,7 @@ async def apply_actions(
     await ingest.record_heartbeats(session, before_shots)
     for client_uuid, display in ordered:
         for shot in display.screenshots:
-            stored = await store_screenshot(
+            await store_screenshot(
                 session,
                 settings=settings,
                 client_uuid=client_uuid,
@@ -86,8 +76,6 @@ async def apply_actions(
                 captured_at=shot.captured_at,
                 now=shot.received_at,
             )
-            files.written.append(stored.written_file)
-            files.to_delete.extend(stored.files_to_delete)
     await ingest.record_heartbeats(session, after_shots)
     announced_only: list[str] = []
     for client_uuid, display in ordered:

@@ -1,8 +1,9 @@
 """Screenshot files and metadata (SPEC §7).
 
 `store_screenshot` is the one place that applies a screenshot, whether it came over MQTT or HTTP.
-It never commits: the caller commits, then deletes the pruned history files (`files_to_delete`);
-if the caller's transaction rolls back instead, it deletes `written_file`.
+It never commits: it records the file it wrote and the history files it pruned in the session's
+unit of work (`app/services/unit_of_work.py`), which removes the new file if the transaction rolls
+back and the pruned ones once it committed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from app.config import Settings
 from app.errors import BadRequest, ClientNotFound, NotFound, PayloadTooLarge, UnsupportedMediaType
 from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Screenshot
 from app.services.ingest import check_uuid, record_heartbeat
+from app.services.unit_of_work import file_effects
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ class StoredScreenshot:
     hash: str
     screenshot_type: str
     received_at: datetime
-    # The new file's name: the caller deletes it if its transaction rolls back.
+    # The new file's name: removed by the unit of work if its transaction rolls back.
     written_file: str
-    # History files pruned in this session: the caller deletes them after its commit.
+    # History files pruned in this session: removed by the unit of work after its commit.
     files_to_delete: list[str]
 
 
@@ -104,22 +105,21 @@ async def store_screenshot(
     directory = settings.screenshots_dir
     await aiofiles.os.makedirs(directory, exist_ok=True)
     await write_atomically(directory, filename, image)
-    try:
-        stored_id, pruned = await _record(
-            session,
-            settings=settings,
-            client_uuid=client_uuid,
-            screenshot_type=screenshot_type,
-            digest=digest,
-            size=len(image),
-            image_format=image_format,
-            filename=filename,
-            captured_at=captured_at,
-            now=now,
-        )
-    except BaseException:
-        await delete_files(directory, [filename])
-        raise
+    effects = file_effects(session)
+    effects.written.append(filename)
+    stored_id, pruned = await _record(
+        session,
+        settings=settings,
+        client_uuid=client_uuid,
+        screenshot_type=screenshot_type,
+        digest=digest,
+        size=len(image),
+        image_format=image_format,
+        filename=filename,
+        captured_at=captured_at,
+        now=now,
+    )
+    effects.to_delete.extend(pruned)
     return StoredScreenshot(
         id=stored_id,
         client_uuid=client_uuid,
@@ -295,10 +295,3 @@ async def read_file(directory: Path, filename: str) -> bytes:
             return await handle.read()
     except FileNotFoundError:
         raise NotFound("Screenshot not found") from None
-
-
-async def delete_files(directory: Path, filenames: Iterable[str]) -> None:
-    """Remove stored screenshot files; a file already gone is fine."""
-    for name in filenames:
-        with contextlib.suppress(FileNotFoundError):
-            await aiofiles.os.remove(directory / Path(name).name)

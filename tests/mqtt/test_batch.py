@@ -7,8 +7,9 @@ from datetime import timedelta
 import httpx
 
 from app.schemas.ingest import LogRecord
-from app.services.mqtt_batch import FileChanges, apply_actions
+from app.services.mqtt_batch import apply_actions
 from app.services.mqtt_topics import Action, Liveness, LogLine, StatusChange
+from app.services.unit_of_work import FileEffects, file_effects
 from app.state import AppState
 from tests.conftest import Clock, StatementCounter
 from tests.mqtt.conftest import get_client, logs_of
@@ -16,10 +17,9 @@ from tests.mqtt.test_topics import overview_entry
 
 
 async def apply(state: AppState, clock: Clock, actions: list[Action]) -> None:
-    files = FileChanges()
     async with state.session_factory() as session, session.begin():
-        await apply_actions(session, actions, settings=state.settings, now=clock(), files=files)
-    assert files == FileChanges()
+        await apply_actions(session, actions, settings=state.settings, now=clock())
+        assert file_effects(session) == FileEffects()
 
 
 class TestCoalescing:

@@ -20,11 +20,11 @@ from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from app.models import Client, Screenshot
 from app.services.screenshots import (
     StoredScreenshot,
-    delete_files,
     detect_image_format,
     store_screenshot,
     write_atomically,
 )
+from app.services.unit_of_work import unit_of_work
 from app.state import AppState
 from tests.conftest import Clock
 
@@ -59,8 +59,8 @@ async def store(
     captured_at: datetime | None = None,
 ) -> StoredScreenshot:
     """One screenshot in its own committed unit of work, pruned files deleted after commit."""
-    async with state.session_factory() as session:
-        stored = await store_screenshot(
+    async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as session:
+        return await store_screenshot(
             session,
             settings=state.settings,
             client_uuid=client_uuid,
@@ -69,9 +69,6 @@ async def store(
             captured_at=captured_at,
             now=clock(),
         )
-        await session.commit()
-    await delete_files(state.settings.screenshots_dir, stored.files_to_delete)
-    return stored
 
 
 async def client_row(session: AsyncSession, client_uuid: str = UUID) -> Client:
@@ -278,14 +275,14 @@ class TestAtomicWrite:
     async def test_failed_database_write_removes_the_written_file(
         self, backend: str, state: AppState, clock: Clock
     ) -> None:
-        async with state.session_factory() as session:
-            # A read-only transaction: the file gets written, then the first INSERT fails.
-            if backend == "sqlite":
-                await session.execute(text("PRAGMA query_only = ON"))
-            else:
-                await session.execute(text("SET TRANSACTION READ ONLY"))
-            try:
-                with pytest.raises(DBAPIError):
+        async def store_in_read_only_transaction() -> None:
+            async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as session:
+                # A read-only transaction: the file gets written, then the first INSERT fails.
+                if backend == "sqlite":
+                    await session.execute(text("PRAGMA query_only = ON"))
+                else:
+                    await session.execute(text("SET TRANSACTION READ ONLY"))
+                try:
                     await store_screenshot(
                         session,
                         settings=state.settings,
@@ -295,8 +292,10 @@ class TestAtomicWrite:
                         captured_at=None,
                         now=clock(),
                     )
-                await session.rollback()
-            finally:
-                if backend == "sqlite":
-                    await session.execute(text("PRAGMA query_only = OFF"))
+                finally:
+                    if backend == "sqlite":
+                        await session.execute(text("PRAGMA query_only = OFF"))
+
+        with pytest.raises(DBAPIError):
+            await store_in_read_only_transaction()
         assert files_in(state.settings.screenshots_dir) == set()
