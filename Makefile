@@ -2,16 +2,25 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The locked dependency set (README: "Dependencies"): the test lock is what .venv holds, the runtime lock the
+# same versions for the service alone (the Dockerfile's).
+TEST_LOCK := requirements/test.txt
+RUNTIME_LOCK := requirements/runtime.txt
+LOCK_INPUTS := pyproject.toml requirements/build.in
+COMPILE = $(BIN)/uv pip compile $(LOCK_INPUTS) --universal --generate-hashes --quiet --custom-compile-command 'make lock'
 
-.PHONY: install run test lint format typecheck bench bench-full clean
+.PHONY: install run test lint format typecheck lock upgrade bench bench-full clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# A fresh venv holding exactly the test lock (hashes checked, nothing resolved), then the project itself,
+# editable, without dependencies, built by the locked setuptools. Re-run whenever a lock or pyproject.toml
+# changes; the venv is cleared first so a package dropped from the lock is gone too.
+$(VENV)/.installed: pyproject.toml $(TEST_LOCK) $(RUNTIME_LOCK)
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(TEST_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 run: install
@@ -30,6 +39,17 @@ format: install
 
 test: lint typecheck
 	$(BIN)/python -m pytest
+
+# Re-resolve both locks from pyproject.toml, keeping every locked version that still fits (a new dependency
+# brings only what it needs). The test lock is resolved first; the runtime lock takes its versions.
+lock: install
+	$(COMPILE) --extra test $(UPGRADE_FLAGS) -o $(TEST_LOCK)
+	$(COMPILE) -c $(TEST_LOCK) -o $(RUNTIME_LOCK)
+
+# The newest versions pyproject.toml allows, for everything or for PACKAGES="fastapi starlette" only;
+# then `make test` and the whole suite, and commit the locks with the code (README: "Upgrading").
+upgrade: UPGRADE_FLAGS = $(if $(PACKAGES),$(foreach package,$(PACKAGES),--upgrade-package $(package)),--upgrade)
+upgrade: lock
 
 bench: install
 	$(BIN)/python -m bench --quick

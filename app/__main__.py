@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | tokens create|list|revoke | simulate`."""
+"""Command line: `infoscreen-monitor` (or `python -m app`) `serve | tokens create|list|revoke | simulate`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.config import Settings, SettingsError, load_settings
 from app.models import ROLES, utcnow
@@ -65,7 +66,9 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Infoscreen Monitor")
+    # The usage line names the command as it was typed: the console script or `python -m app`.
+    program = "python -m app" if Path(sys.argv[0]).name == "__main__.py" else "infoscreen-monitor"
+    parser = argparse.ArgumentParser(prog=program, description="Infoscreen Monitor")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the API (uvicorn on HOST:PORT) and run MQTT ingestion")
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)

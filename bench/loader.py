@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.db import create_engine, run_migrations
+from app.db import MIGRATIONS_DIR, create_engine, run_migrations
 from bench.common import Dataset, log, pg_admin, pg_database_exists, pg_url
 
 COPY_CHUNK = 250_000
@@ -130,7 +130,7 @@ META_DDL = "CREATE TABLE IF NOT EXISTS bench_meta (key VARCHAR(64) PRIMARY KEY, 
 
 def _migration(filename: str) -> Any:
     """A migration module by file name (their names start with a digit: no plain import)."""
-    path = Path(__file__).parent.parent / "migrations" / "versions" / filename
+    path = MIGRATIONS_DIR / "versions" / filename
     spec = importlib.util.spec_from_file_location(f"migration_{path.stem}", path)
     assert spec is not None
     assert spec.loader is not None
