@@ -1,14 +1,20 @@
-"""Command line: `python -m app serve | tokens create|list|revoke | simulate`."""
+"""Command line: `python -m app serve | tokens create|list|revoke | devices add|list|revoke|sync | simulate`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from app.config import Settings, SettingsError, load_settings
 from app.models import ROLES, utcnow
+
+if TYPE_CHECKING:
+    from app.services.devices import ServiceAccount
 
 
 def _serve(settings: Settings) -> int:
@@ -29,11 +35,20 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+def _say_database(settings: Settings) -> None:
+    """Name the database a command acts on (stderr): DATABASE_URL must be the service's own."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    print(f"database: {shown}", file=sys.stderr)
+
+
 async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
     from app.db import create_engine, create_session_factory, run_migrations
     from app.errors import AppError
     from app.services import tokens as token_service
 
+    _say_database(settings)
     engine = create_engine(settings.database_url)
     try:
         if settings.AUTO_MIGRATE:
@@ -64,6 +79,88 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_account(settings: Settings) -> ServiceAccount | None:
+    from app.services.devices import ServiceAccount
+
+    if settings.MQTT_USERNAME is None:
+        print(
+            "warning: MQTT_USERNAME / MQTT_PASSWORD are unset: the password file has no account for the service",
+            file=sys.stderr,
+        )
+        return None
+    if settings.MQTT_PASSWORD is None:
+        raise SettingsError("invalid configuration: MQTT_PASSWORD: needed with MQTT_USERNAME for the broker files")
+    return ServiceAccount(settings.MQTT_USERNAME, settings.MQTT_PASSWORD)
+
+
+async def _devices(settings: Settings, args: argparse.Namespace) -> int:
+    """Displays on the broker; the broker's files are written before the commit, the reload after it."""
+    from app.db import create_engine, create_session_factory, run_migrations
+    from app.errors import AppError
+    from app.services import devices as device_service
+
+    _say_database(settings)
+    password_file = settings.MOSQUITTO_PASSWORD_FILE
+    writes_files = args.action != "list" and password_file is not None
+    service = _service_account(settings) if writes_files else None
+    if args.action != "list" and password_file is None:
+        print("warning: MOSQUITTO_PASSWORD_FILE is unset: no broker file is written", file=sys.stderr)
+    engine = create_engine(settings.database_url)
+    try:
+        if settings.AUTO_MIGRATE:
+            await run_migrations(engine)
+        async with create_session_factory(engine)() as session, session.begin():
+            try:
+                added: device_service.NewDevice | None = None
+                if args.action == "add":
+                    added = await device_service.add_device(
+                        session, client_uuid=args.uuid, now=utcnow(), service_username=settings.MQTT_USERNAME
+                    )
+                elif args.action == "revoke":
+                    revoked = await device_service.revoke_device(session, client_uuid=args.uuid, now=utcnow())
+                elif args.action == "list":
+                    print(f"{'uuid':<40}  {'broker':<8}  {'token':>5}  since")
+                    for device in await device_service.list_devices(session):
+                        since = device.revoked_at or device.created_at
+                        state = "revoked" if device.revoked_at else "allowed"
+                        print(f"{device.client_uuid:<40}  {state:<8}  {device.token_id or '-':>5}  {since.isoformat()}")
+                    return 0
+                if writes_files:
+                    assert password_file is not None
+                    await asyncio.to_thread(
+                        device_service.write_broker_files,
+                        password_file=password_file,
+                        acl_file=settings.MOSQUITTO_ACL_FILE,
+                        devices=await device_service.active_credentials(session),
+                        service=service,
+                        prefix=settings.MQTT_TOPIC_PREFIX,
+                    )
+            except AppError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                return 1
+        if settings.MOSQUITTO_PID_FILE is not None and writes_files:
+            pid = device_service.reload_broker(settings.MOSQUITTO_PID_FILE)
+            print(f"broker (pid {pid}) told to reload its password and ACL files", file=sys.stderr)
+    except device_service.BrokerFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await engine.dispose()
+    if added is not None:
+        if args.json:
+            print(json.dumps(asdict(added)))
+        else:
+            print(f"added display {added.uuid}; its secrets are shown only this once:")
+            print(f"  device token (HTTP):  {added.token}")
+            print(f"  MQTT username:        {added.mqtt_username}")
+            print(f"  MQTT password:        {added.mqtt_password}")
+    elif args.action == "revoke":
+        print(f"revoked display {args.uuid} on the broker and {revoked} token(s) bound to it")
+    else:
+        print(f"broker files written from the database ({password_file})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Infoscreen Monitor")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +173,23 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_parser("list", help="list tokens (never their secrets)")
     revoke = tokens.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)
+    devices = commands.add_parser(
+        "devices",
+        help="displays on the broker: a bound device token and an MQTT account each",
+        description="Keeps MOSQUITTO_PASSWORD_FILE and MOSQUITTO_ACL_FILE current from the database and reloads "
+        "the broker whose pid is in MOSQUITTO_PID_FILE. Run it with the service's DATABASE_URL, "
+        "MQTT_USERNAME / MQTT_PASSWORD (the service's own account, written to the files too) and "
+        "MQTT_TOPIC_PREFIX.",
+    ).add_subparsers(dest="action", required=True)
+    add = devices.add_parser("add", help="create a display's device token and MQTT password (shown once)")
+    add.add_argument("uuid")
+    add.add_argument(
+        "--json", action="store_true", help='print {"uuid", "token", "mqtt_username", "mqtt_password"} on one line'
+    )
+    devices.add_parser("list", help="list displays on the broker (never their secrets)")
+    revoke_device = devices.add_parser("revoke", help="take a display off the broker and revoke its tokens")
+    revoke_device.add_argument("uuid")
+    devices.add_parser("sync", help="rewrite the broker's files from the database (and reload it)")
     simulate = commands.add_parser("simulate", help="publish a simulated display fleet over MQTT")
     simulate.add_argument("--displays", type=int, default=20, help="number of displays (default 20)")
     simulate.add_argument("--broker", help="host:port (default MQTT_HOST:MQTT_PORT)")
@@ -127,6 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "simulate":
         return _simulate(settings, args)
+    if args.command == "devices":
+        try:
+            return asyncio.run(_devices(settings, args))
+        except SettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     return asyncio.run(_tokens(settings, args))
 
 
