@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import Settings, SettingsError, load_settings
@@ -93,7 +94,7 @@ def _service_account(settings: Settings) -> ServiceAccount | None:
     return ServiceAccount(settings.MQTT_USERNAME, settings.MQTT_PASSWORD)
 
 
-async def _devices(settings: Settings, args: argparse.Namespace) -> int:
+async def devices_command(settings: Settings, args: argparse.Namespace) -> int:
     """Displays on the broker; the broker's files are written before the commit, the reload after it."""
     from app.db import create_engine, create_session_factory, run_migrations
     from app.errors import AppError
@@ -140,7 +141,13 @@ async def _devices(settings: Settings, args: argparse.Namespace) -> int:
                 return 1
         if settings.MOSQUITTO_PID_FILE is not None and writes_files:
             pid = device_service.reload_broker(settings.MOSQUITTO_PID_FILE)
-            print(f"broker (pid {pid}) told to reload its password and ACL files", file=sys.stderr)
+            if pid is None:
+                print(
+                    f"no broker runs ({settings.MOSQUITTO_PID_FILE}): it reads the files when it starts",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"broker (pid {pid}) told to reload its password and ACL files", file=sys.stderr)
     except device_service.BrokerFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -190,20 +197,42 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_device = devices.add_parser("revoke", help="take a display off the broker and revoke its tokens")
     revoke_device.add_argument("uuid")
     devices.add_parser("sync", help="rewrite the broker's files from the database (and reload it)")
-    simulate = commands.add_parser("simulate", help="publish a simulated display fleet over MQTT")
+    simulate = commands.add_parser(
+        "simulate",
+        help="publish a simulated display fleet over MQTT",
+        description="Publishes a simulated fleet to MQTT_HOST:MQTT_PORT under MQTT_TOPIC_PREFIX. On a broker with "
+        "accounts (deploy/mosquitto.conf) give each display its own account with --credentials; without it every "
+        "display connects as MQTT_USERNAME / MQTT_PASSWORD (unset: anonymous, as on deploy/mosquitto-dev.conf). "
+        "MQTT_TLS=true connects over TLS, verifying the broker against MQTT_CA_FILE.",
+    )
     simulate.add_argument("--displays", type=int, default=20, help="number of displays (default 20)")
     simulate.add_argument("--broker", help="host:port (default MQTT_HOST:MQTT_PORT)")
     simulate.add_argument("--rate", type=float, default=0.2, help="ticks per second per display (default 0.2)")
     simulate.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
     simulate.add_argument("--prefix", help="topic prefix (default MQTT_TOPIC_PREFIX)")
     simulate.add_argument("--seed", type=int, help="random seed, for a repeatable fleet")
+    simulate.add_argument(
+        "--credentials",
+        type=Path,
+        metavar="FILE",
+        help="the lines `devices add UUID --json` printed (one per display): the fleet is these displays, "
+        "each logged in as itself (--displays is ignored)",
+    )
+    simulate.add_argument(
+        "--write-jpeg", type=Path, metavar="FILE", help="only write one sample screenshot (a JPEG) to FILE and exit"
+    )
     return parser
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     from app.main import configure_logging
-    from app.simulate import SimulationOptions, simulate
+    from app.services.mqtt_connection import MqttConfigurationError, tls_context
+    from app.simulate import CredentialsError, SimulationOptions, load_credentials, sample_jpeg, simulate
 
+    if args.write_jpeg:
+        args.write_jpeg.write_bytes(sample_jpeg())
+        print(f"wrote a sample screenshot to {args.write_jpeg}", file=sys.stderr)
+        return 0
     host, port = settings.MQTT_HOST, settings.MQTT_PORT
     if args.broker:
         host, _, port_text = args.broker.rpartition(":")
@@ -214,9 +243,15 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
     if args.displays < 1 or args.rate <= 0 or args.duration <= 0:
         print("error: --displays, --rate and --duration must be positive", file=sys.stderr)
         return 2
+    try:
+        credentials = load_credentials(args.credentials) if args.credentials else None
+        tls = tls_context(settings)
+    except (CredentialsError, MqttConfigurationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     configure_logging("INFO")
     options = SimulationOptions(
-        displays=args.displays,
+        displays=len(credentials) if credentials else args.displays,
         host=host,
         port=port,
         rate=args.rate,
@@ -225,6 +260,8 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         username=settings.MQTT_USERNAME,
         password=settings.MQTT_PASSWORD,
         seed=args.seed,
+        credentials=credentials,
+        tls=tls,
     )
     stats = asyncio.run(simulate(options))
     return 1 if stats.failures and not stats.published else 0
@@ -243,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _simulate(settings, args)
     if args.command == "devices":
         try:
-            return asyncio.run(_devices(settings, args))
+            return asyncio.run(devices_command(settings, args))
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             return 2

@@ -10,6 +10,7 @@ reload with SIGHUP.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -136,7 +137,7 @@ async def active_credentials(session: AsyncSession) -> list[tuple[str, str]]:
         .where(col(MqttCredential.revoked_at).is_(None))
         .order_by(col(MqttCredential.client_uuid))
     )
-    return [(uuid, password_hash) for uuid, password_hash in rows.tuples()]
+    return [(str(uuid), str(password_hash)) for uuid, password_hash in rows]
 
 
 def render_password_file(devices: Sequence[tuple[str, str]], service: ServiceAccount | None) -> str:
@@ -207,11 +208,26 @@ def write_broker_files(
         raise BrokerFileError(f"could not write the broker's files: {exc}") from None
 
 
-def reload_broker(pid_file: Path) -> int:
-    """SIGHUP to the broker whose pid is in `pid_file`: Mosquitto rereads its password and ACL files."""
+def reload_broker(pid_file: Path) -> int | None:
+    """SIGHUP to the broker whose pid is in `pid_file`: Mosquitto rereads its password and ACL files.
+
+    Returns the pid, or None when no broker runs (no pid file, or no such process): it reads the
+    files when it starts. A pid that belongs to another program is never signalled.
+    """
     try:
         pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGHUP)
+    except FileNotFoundError:
+        return None
     except (OSError, ValueError) as exc:
-        raise BrokerFileError(f"could not reload the broker (pid file {pid_file}): {exc}") from None
+        raise BrokerFileError(f"could not read the broker's pid file {pid_file}: {exc}") from None
+    with contextlib.suppress(OSError):  # /proc is Linux's; elsewhere the pid file is trusted
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        if "mosquitto" not in name:
+            raise BrokerFileError(f"pid {pid} in {pid_file} is {name!r}, not mosquitto: not reloaded")
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        return None
+    except OSError as exc:
+        raise BrokerFileError(f"could not reload the broker (pid {pid} from {pid_file}): {exc}") from None
     return pid

@@ -22,6 +22,17 @@ from app.config import Settings
 _REFUSED_CREDENTIALS = {0x86, 0x87, 4, 5}
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """paho leaves the socket of a failed handshake to the garbage collector; close it at once."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 class MqttConfigurationError(Exception):
     """The TLS settings cannot be used as given (a missing or unreadable CA, certificate or key)."""
 
@@ -46,6 +57,7 @@ def tls_context(
             raise MqttConfigurationError(
                 f"MQTT_CERT_FILE {cert_file} / MQTT_KEY_FILE {key_file} are not a usable certificate and key: {exc}"
             ) from None
+    context.sslsocket_class = _ClosingSSLSocket
     return context
 
 
