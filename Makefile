@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format typecheck bench bench-full clean
+.PHONY: install run broker test lint format typecheck bench bench-full clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +16,10 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(BIN)/python -m app serve
+
+# A development broker for `make run` and `python -m app simulate`: anonymous, on 127.0.0.1:1883 only.
+broker:
+	mosquitto -c deploy/mosquitto-dev.conf
 
 lint: install
 	$(BIN)/ruff check .

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     MQTT_CA_FILE: Path | None = None
     MQTT_CERT_FILE: Path | None = None
     MQTT_KEY_FILE: Path | None = None
-    MQTT_CLIENT_ID: str = Field(default=DEFAULT_MQTT_CLIENT_ID, min_length=1)
+    # Empty (or unset) means the default: DEFAULT_MQTT_CLIENT_ID, or a per-run id in development.
+    MQTT_CLIENT_ID: str = DEFAULT_MQTT_CLIENT_ID
     MQTT_TOPIC_PREFIX: str = Field(default="infoscreen", min_length=1)
     MQTT_SHARED_GROUP: str | None = None
 
@@ -89,11 +90,16 @@ class Settings(BaseSettings):
         """A development run on a shared broker must not take over another run's session.
 
         Two connections with one client id throw each other off, so with `ENV=development` and no
-        `MQTT_CLIENT_ID` given the id gets this host's name and a random suffix. Production keeps the
+        (or an empty) `MQTT_CLIENT_ID` the id gets this host's name and a random suffix. Production keeps the
         fixed id, which is what lets the broker keep the service's session across restarts.
         """
-        if self.is_development and "MQTT_CLIENT_ID" not in self.model_fields_set:
+        given = "MQTT_CLIENT_ID" in self.model_fields_set and self.MQTT_CLIENT_ID.strip()
+        if given:
+            return self
+        if self.is_development:
             self.MQTT_CLIENT_ID = f"{DEFAULT_MQTT_CLIENT_ID}-{socket.gethostname()}-{secrets.token_hex(3)}"
+        else:
+            self.MQTT_CLIENT_ID = DEFAULT_MQTT_CLIENT_ID
         return self
 
     @property

@@ -73,9 +73,12 @@ class TestDevelopmentClientId:
         two = Settings(_env_file=None, ENV="dev")  # type: ignore[call-arg]
         assert one.MQTT_CLIENT_ID.startswith(f"{DEFAULT_MQTT_CLIENT_ID}-")
         assert one.MQTT_CLIENT_ID != two.MQTT_CLIENT_ID
+        empty = Settings(_env_file=None, ENV="development", MQTT_CLIENT_ID="")  # type: ignore[call-arg]
+        assert empty.MQTT_CLIENT_ID.startswith(f"{DEFAULT_MQTT_CLIENT_ID}-")
 
     def test_production_and_an_explicit_id_stay_fixed(self) -> None:
         assert Settings(_env_file=None).MQTT_CLIENT_ID == DEFAULT_MQTT_CLIENT_ID  # type: ignore[call-arg]
+        assert Settings(_env_file=None, MQTT_CLIENT_ID="").MQTT_CLIENT_ID == DEFAULT_MQTT_CLIENT_ID  # type: ignore[call-arg]
         explicit = Settings(_env_file=None, ENV="development", MQTT_CLIENT_ID="mine")  # type: ignore[call-arg]
         assert explicit.MQTT_CLIENT_ID == "mine"
 

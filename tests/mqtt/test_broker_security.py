@@ -250,18 +250,28 @@ class TestAccounts:
         assert (token.role, token.revoked) == ("device", False)
 
     async def test_a_revoked_display_is_refused_after_the_reload(
-        self, backend: str, running_broker: SecureBroker, display_a: dict[str, str], devices: Devices, state: AppState
+        self,
+        backend: str,
+        running_broker: SecureBroker,
+        display_a: dict[str, str],
+        devices: Devices,
+        state: AppState,
+        prefix: str,
     ) -> None:
         password = display_a["mqtt_password"]
         await eventually(lambda: connects(running_broker, "display-a", password), what="display-a accepted")
 
-        assert "revoked display display-a" in await devices.run("revoke", "display-a")
-        assert "display-a:" not in running_broker.password_file.read_text()
+        async with display(running_broker, "display-a", password) as connected:
+            assert "revoked display display-a" in await devices.run("revoke", "display-a")
+            assert "display-a:" not in running_broker.password_file.read_text()
 
-        async def refused() -> bool:
-            return not await connects(running_broker, "display-a", password)
+            async def refused() -> bool:
+                return not await connects(running_broker, "display-a", password)
 
-        await eventually(refused, what="display-a refused after the reload")
+            await eventually(refused, what="display-a refused after the reload")
+            # The reload also ends the connection it already had.
+            with pytest.raises(aiomqtt.MqttError):
+                await connected.publish(f"{prefix}/display-a/heartbeat", b"", qos=1)
         async with state.session_factory() as session:
             token = (
                 await session.execute(select(ApiToken).where(col(ApiToken.client_uuid) == "display-a"))
