@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = "./data"
@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
 
+    _per_run_client_id: bool = PrivateAttr(default=False)
+
     @field_validator("ENV", mode="before")
     @classmethod
     def _lower_env(cls, value: object) -> object:
@@ -98,9 +100,15 @@ class Settings(BaseSettings):
             return self
         if self.is_development:
             self.MQTT_CLIENT_ID = f"{DEFAULT_MQTT_CLIENT_ID}-{socket.gethostname()}-{secrets.token_hex(3)}"
+            self._per_run_client_id = True
         else:
             self.MQTT_CLIENT_ID = DEFAULT_MQTT_CLIENT_ID
         return self
+
+    @property
+    def mqtt_client_id_is_per_run(self) -> bool:
+        """The id was made for this run: no later run resumes its session, so the broker need not keep it."""
+        return self._per_run_client_id
 
     @property
     def is_development(self) -> bool:

@@ -15,6 +15,9 @@ from PIL import Image
 
 from app.config import DEFAULT_MQTT_CLIENT_ID, Settings
 from app.main import create_app
+from app.models import utcnow
+from app.services.mqtt import SESSION_EXPIRY_SECONDS, MqttIngest
+from app.state import MqttState
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +48,18 @@ def run_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+def session_expiry(settings: Settings) -> int:
+    """The SessionExpiryInterval the ingest service would ask the broker for."""
+    ingest = MqttIngest(
+        settings=settings,
+        session_factory=None,
+        clock=utcnow,
+        mqtt_state=MqttState(enabled=True),  # type: ignore[arg-type]
+    )
+    expiry: int = ingest._client()._properties.SessionExpiryInterval  # noqa: SLF001
+    return expiry
+
+
 class TestInitialTokenFile:
     async def test_a_first_start_on_another_database_keeps_the_first_databases_file(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "data"
@@ -68,19 +83,24 @@ class TestInitialTokenFile:
 
 
 class TestDevelopmentClientId:
-    def test_development_runs_get_their_own_client_id(self) -> None:
+    async def test_development_runs_get_their_own_client_id(self) -> None:
         one = Settings(_env_file=None, ENV="development")  # type: ignore[call-arg]
         two = Settings(_env_file=None, ENV="dev")  # type: ignore[call-arg]
         assert one.MQTT_CLIENT_ID.startswith(f"{DEFAULT_MQTT_CLIENT_ID}-")
         assert one.MQTT_CLIENT_ID != two.MQTT_CLIENT_ID
         empty = Settings(_env_file=None, ENV="development", MQTT_CLIENT_ID="")  # type: ignore[call-arg]
         assert empty.MQTT_CLIENT_ID.startswith(f"{DEFAULT_MQTT_CLIENT_ID}-")
+        # Nobody resumes a per-run session, so the broker is not asked to keep it.
+        assert one.mqtt_client_id_is_per_run
+        assert session_expiry(one) == 0
 
-    def test_production_and_an_explicit_id_stay_fixed(self) -> None:
+    async def test_production_and_an_explicit_id_stay_fixed(self) -> None:
         assert Settings(_env_file=None).MQTT_CLIENT_ID == DEFAULT_MQTT_CLIENT_ID  # type: ignore[call-arg]
         assert Settings(_env_file=None, MQTT_CLIENT_ID="").MQTT_CLIENT_ID == DEFAULT_MQTT_CLIENT_ID  # type: ignore[call-arg]
         explicit = Settings(_env_file=None, ENV="development", MQTT_CLIENT_ID="mine")  # type: ignore[call-arg]
         assert explicit.MQTT_CLIENT_ID == "mine"
+        assert not explicit.mqtt_client_id_is_per_run
+        assert session_expiry(explicit) == SESSION_EXPIRY_SECONDS
 
 
 class TestCommandLine:

@@ -161,7 +161,8 @@ class MqttIngest:
         The TLS context is built per attempt too, so fixed certificate files are picked up.
         """
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        # A per-run development id is never resumed: a kept session would only pile up queued messages.
+        properties.SessionExpiryInterval = 0 if self.settings.mqtt_client_id_is_per_run else SESSION_EXPIRY_SECONDS
         properties.ReceiveMaximum = self.receive_maximum
         settings = self.settings
         client = IngestClient(
