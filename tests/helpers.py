@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,3 +59,24 @@ def png_bytes(color: str = "red") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app ...` in a subprocess, with `env` over an environment cleared of the service's variables."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MQTT_", "MOSQUITTO_", "DATABASE_", "ENV", "INITIAL_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", *argv],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

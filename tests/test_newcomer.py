@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +15,7 @@ from app.main import create_app
 from app.models import utcnow
 from app.services.mqtt import SESSION_EXPIRY_SECONDS, MqttIngest
 from app.state import MqttState
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import run_cli
 
 
 def embedded_settings(data_dir: Path, **values: Any) -> Settings:
@@ -33,19 +29,6 @@ async def get_with(settings: Settings, path: str, secret: str) -> httpx.Response
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             return await http.get(path, headers={"Authorization": f"Bearer {secret}"})
-
-
-def run_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith(("MQTT_", "DATABASE_", "ENV"))}
-    return subprocess.run(
-        [sys.executable, "-m", "app", *argv],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def session_expiry(settings: Settings) -> int:

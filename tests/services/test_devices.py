@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import stat
@@ -28,6 +29,7 @@ from app.services.devices import (
     write_atomically,
 )
 from app.state import AppState
+from tests.helpers import run_cli
 
 NOW = datetime(2026, 3, 9, 21, 0, tzinfo=UTC)
 # Written by `mosquitto_passwd -c -b passwd alice secret` (mosquitto 2.0.11).
@@ -140,3 +142,49 @@ class TestAccounts:
             with pytest.raises(BadRequest):
                 await devices.add_device(session, client_uuid="monitor", now=NOW, service_username="monitor")
             assert await devices.list_devices(session) == []
+
+
+class TestCommandLine:
+    def test_add_json_list_and_revoke_keep_the_files_current(self, tmp_path: Path) -> None:
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+            "MOSQUITTO_PASSWORD_FILE": str(tmp_path / "passwd"),
+            "MOSQUITTO_ACL_FILE": str(tmp_path / "acl"),
+            "MOSQUITTO_PID_FILE": str(tmp_path / "no-broker.pid"),
+            "MQTT_USERNAME": "monitor",
+            "MQTT_PASSWORD": "s3cret",
+        }
+        added = run_cli("devices", "add", "lobby-1", "--json", env=env)
+        assert added.returncode == 0, added.stderr
+        [line] = added.stdout.splitlines()
+        shown = json.loads(line)
+        assert set(shown) == {"uuid", "token", "mqtt_username", "mqtt_password"}
+        assert shown["uuid"] == shown["mqtt_username"] == "lobby-1"
+        accounts = dict(
+            entry.split(":", 1) for entry in (tmp_path / "passwd").read_text().splitlines() if entry[0] != "#"
+        )
+        assert verify_mosquitto_password(shown["mqtt_password"], accounts["lobby-1"])
+        assert verify_mosquitto_password("s3cret", accounts["monitor"])
+        assert "pattern write infoscreen/%u/#" in (tmp_path / "acl").read_text()
+        assert "database: sqlite+aiosqlite:///" in added.stderr
+
+        assert run_cli("devices", "add", "lobby-1", env=env).returncode == 1  # already on the broker
+        listed = run_cli("devices", "list", env=env)
+        assert "lobby-1" in listed.stdout
+        assert shown["mqtt_password"] not in listed.stdout
+
+        revoked = run_cli("devices", "revoke", "lobby-1", env=env)
+        assert revoked.returncode == 0, revoked.stderr
+        assert "lobby-1:" not in (tmp_path / "passwd").read_text()
+        assert "monitor:" in (tmp_path / "passwd").read_text()
+
+    def test_a_username_without_a_password_is_refused_before_anything_is_written(self, tmp_path: Path) -> None:
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+            "MOSQUITTO_PASSWORD_FILE": str(tmp_path / "passwd"),
+            "MQTT_USERNAME": "monitor",
+        }
+        result = run_cli("devices", "add", "lobby-1", env=env)
+        assert result.returncode == 2
+        assert "MQTT_PASSWORD" in result.stderr
+        assert not (tmp_path / "passwd").exists()
