@@ -15,7 +15,8 @@ from app.config import Settings, SettingsError, load_settings
 from app.models import ROLES, utcnow
 
 if TYPE_CHECKING:
-    from app.services.devices import ServiceAccount
+    from app.models import MqttCredential
+    from app.services.devices import BrokerFiles, NewDevice
 
 
 def _serve(settings: Settings) -> int:
@@ -80,92 +81,95 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_account(settings: Settings) -> ServiceAccount | None:
-    from app.services.devices import ServiceAccount
+def _broker_files(settings: Settings) -> BrokerFiles | None:
+    """The broker's files from the settings, with the service's own account; None when they are not set."""
+    from app.services.devices import BrokerFiles, ServiceAccount
 
-    if settings.MQTT_USERNAME is None:
-        print(
-            "warning: MQTT_USERNAME / MQTT_PASSWORD are unset: the password file has no account for the service",
-            file=sys.stderr,
-        )
+    if settings.MOSQUITTO_PASSWORD_FILE is None:
+        print("warning: MOSQUITTO_PASSWORD_FILE is unset: no broker file is written", file=sys.stderr)
         return None
-    if settings.MQTT_PASSWORD is None:
+    service = None
+    if settings.MQTT_USERNAME is None:
+        print("warning: MQTT_USERNAME is unset: the password file has no account for the service", file=sys.stderr)
+    elif settings.MQTT_PASSWORD is None:
         raise SettingsError("invalid configuration: MQTT_PASSWORD: needed with MQTT_USERNAME for the broker files")
-    return ServiceAccount(settings.MQTT_USERNAME, settings.MQTT_PASSWORD)
+    else:
+        service = ServiceAccount(settings.MQTT_USERNAME, settings.MQTT_PASSWORD)
+    return BrokerFiles(
+        password_file=settings.MOSQUITTO_PASSWORD_FILE,
+        acl_file=settings.MOSQUITTO_ACL_FILE,
+        pid_file=settings.MOSQUITTO_PID_FILE,
+        service=service,
+        prefix=settings.MQTT_TOPIC_PREFIX,
+    )
+
+
+def _print_devices(devices: Sequence[MqttCredential]) -> None:
+    print(f"{'uuid':<40}  {'broker':<8}  {'token':>5}  since")
+    for device in devices:
+        since = device.revoked_at or device.created_at
+        state = "revoked" if device.revoked_at else "allowed"
+        print(f"{device.client_uuid:<40}  {state:<8}  {device.token_id or '-':>5}  {since.isoformat()}")
 
 
 async def devices_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Displays on the broker; the broker's files are written before the commit, the reload after it."""
+    """`devices add|list|revoke|sync`: the files are written before the commit, the broker reloaded after it.
+
+    So a failed write changes nothing, and a reload never shows the broker what the database does not hold.
+    """
     from app.db import create_engine, create_session_factory, run_migrations
     from app.errors import AppError
     from app.services import devices as device_service
 
     _say_database(settings)
-    password_file = settings.MOSQUITTO_PASSWORD_FILE
-    writes_files = args.action != "list" and password_file is not None
-    service = _service_account(settings) if writes_files else None
-    if args.action != "list" and password_file is None:
-        print("warning: MOSQUITTO_PASSWORD_FILE is unset: no broker file is written", file=sys.stderr)
+    files = _broker_files(settings) if args.action != "list" else None
+    if args.action == "sync" and files is None:
+        print("error: `devices sync` writes MOSQUITTO_PASSWORD_FILE, which is unset", file=sys.stderr)
+        return 2
     engine = create_engine(settings.database_url)
     try:
         if settings.AUTO_MIGRATE:
             await run_migrations(engine)
         async with create_session_factory(engine)() as session, session.begin():
             try:
-                added: device_service.NewDevice | None = None
+                if args.action == "list":
+                    _print_devices(await device_service.list_devices(session))
+                    return 0
                 if args.action == "add":
                     added = await device_service.add_device(
                         session, client_uuid=args.uuid, now=utcnow(), service_username=settings.MQTT_USERNAME
                     )
+                    outcome = json.dumps(asdict(added)) if args.json else _shown_once(added)
                 elif args.action == "revoke":
-                    revoked = await device_service.revoke_device(session, client_uuid=args.uuid, now=utcnow())
-                elif args.action == "list":
-                    print(f"{'uuid':<40}  {'broker':<8}  {'token':>5}  since")
-                    for device in await device_service.list_devices(session):
-                        since = device.revoked_at or device.created_at
-                        state = "revoked" if device.revoked_at else "allowed"
-                        print(f"{device.client_uuid:<40}  {state:<8}  {device.token_id or '-':>5}  {since.isoformat()}")
-                    return 0
-                if writes_files:
-                    assert password_file is not None
-                    await asyncio.to_thread(
-                        device_service.write_broker_files,
-                        password_file=password_file,
-                        acl_file=settings.MOSQUITTO_ACL_FILE,
-                        devices=await device_service.active_credentials(session),
-                        service=service,
-                        prefix=settings.MQTT_TOPIC_PREFIX,
-                    )
+                    count = await device_service.revoke_device(session, client_uuid=args.uuid, now=utcnow())
+                    outcome = f"revoked display {args.uuid} on the broker and {count} token(s) bound to it"
+                else:
+                    outcome = "broker files written from the database"
+                if files is not None:
+                    await asyncio.to_thread(files.write, await device_service.active_credentials(session))
             except AppError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 1
-        if settings.MOSQUITTO_PID_FILE is not None and writes_files:
-            pid = device_service.reload_broker(settings.MOSQUITTO_PID_FILE)
-            if pid is None:
-                print(
-                    f"no broker runs ({settings.MOSQUITTO_PID_FILE}): it reads the files when it starts",
-                    file=sys.stderr,
-                )
-            else:
-                print(f"broker (pid {pid}) told to reload its password and ACL files", file=sys.stderr)
+        if files is not None and files.pid_file is not None:
+            pid = files.reload()
+            reloaded = "no broker runs: it reads the files when it starts" if pid is None else f"broker {pid} reloaded"
+            print(reloaded, file=sys.stderr)
     except device_service.BrokerFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         await engine.dispose()
-    if added is not None:
-        if args.json:
-            print(json.dumps(asdict(added)))
-        else:
-            print(f"added display {added.uuid}; its secrets are shown only this once:")
-            print(f"  device token (HTTP):  {added.token}")
-            print(f"  MQTT username:        {added.mqtt_username}")
-            print(f"  MQTT password:        {added.mqtt_password}")
-    elif args.action == "revoke":
-        print(f"revoked display {args.uuid} on the broker and {revoked} token(s) bound to it")
-    else:
-        print(f"broker files written from the database ({password_file})")
+    print(outcome)
     return 0
+
+
+def _shown_once(added: NewDevice) -> str:
+    return (
+        f"added display {added.uuid}; its secrets are shown only this once:\n"
+        f"  device token (HTTP):  {added.token}\n"
+        f"  MQTT username:        {added.mqtt_username}\n"
+        f"  MQTT password:        {added.mqtt_password}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

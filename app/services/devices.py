@@ -191,21 +191,29 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def write_broker_files(
-    *,
-    password_file: Path,
-    acl_file: Path | None,
-    devices: Sequence[tuple[str, str]],
-    service: ServiceAccount | None,
-    prefix: str,
-) -> None:
-    """Write the password file (and the ACL file when configured) from the accounts given."""
-    try:
-        write_atomically(password_file, render_password_file(devices, service))
-        if acl_file is not None:
-            write_atomically(acl_file, render_acl_file(prefix, service.username if service else None))
-    except OSError as exc:
-        raise BrokerFileError(f"could not write the broker's files: {exc}") from None
+@dataclass(frozen=True)
+class BrokerFiles:
+    """Where the broker reads its accounts (MOSQUITTO_* settings), and the service account to put in them."""
+
+    password_file: Path
+    acl_file: Path | None
+    pid_file: Path | None
+    service: ServiceAccount | None
+    prefix: str
+
+    def write(self, devices: Sequence[tuple[str, str]]) -> None:
+        """Write the password file (and the ACL file when configured) from the accounts given."""
+        try:
+            write_atomically(self.password_file, render_password_file(devices, self.service))
+            if self.acl_file is not None:
+                service_username = self.service.username if self.service else None
+                write_atomically(self.acl_file, render_acl_file(self.prefix, service_username))
+        except OSError as exc:
+            raise BrokerFileError(f"could not write the broker's files: {exc}") from None
+
+    def reload(self) -> int | None:
+        """Tell the broker to reread the files; the pid signalled, or None (no pid file, or no broker runs)."""
+        return None if self.pid_file is None else reload_broker(self.pid_file)
 
 
 def reload_broker(pid_file: Path) -> int | None:
