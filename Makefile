@@ -9,7 +9,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 LOCK_INPUTS := pyproject.toml requirements/build.in
 COMPILE = $(BIN)/uv pip compile $(LOCK_INPUTS) --universal --generate-hashes --quiet --custom-compile-command 'make lock'
 
-.PHONY: install run test lint format typecheck lock upgrade bench bench-full clean
+.PHONY: install run broker test lint format typecheck lock upgrade bench bench-full clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ $(VENV)/.installed: pyproject.toml $(TEST_LOCK) $(RUNTIME_LOCK)
 
 run: install
 	$(BIN)/python -m app serve
+
+# A development broker for `make run` and `python -m app simulate`: anonymous, on 127.0.0.1:1883 only.
+broker:
+	mosquitto -c deploy/mosquitto-dev.conf
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = "./data"
+DEFAULT_MQTT_CLIENT_ID = "infoscreen-monitor"
 
 
 class Settings(BaseSettings):
@@ -27,9 +30,17 @@ class Settings(BaseSettings):
     MQTT_USERNAME: str | None = None
     MQTT_PASSWORD: str | None = None
     MQTT_TLS: bool = False
-    MQTT_CLIENT_ID: str = Field(default="infoscreen-monitor", min_length=1)
+    MQTT_CA_FILE: Path | None = None
+    MQTT_CERT_FILE: Path | None = None
+    MQTT_KEY_FILE: Path | None = None
+    # Empty (or unset) means the default: DEFAULT_MQTT_CLIENT_ID, or a per-run id in development.
+    MQTT_CLIENT_ID: str = DEFAULT_MQTT_CLIENT_ID
     MQTT_TOPIC_PREFIX: str = Field(default="infoscreen", min_length=1)
     MQTT_SHARED_GROUP: str | None = None
+
+    MOSQUITTO_PASSWORD_FILE: Path | None = None
+    MOSQUITTO_ACL_FILE: Path | None = None
+    MOSQUITTO_PID_FILE: Path | None = None
 
     ENV: Literal["production", "prod", "development", "dev"] = "production"
     HEARTBEAT_GRACE_PERIOD_PROD: int = Field(default=170, ge=1)
@@ -46,6 +57,8 @@ class Settings(BaseSettings):
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
 
+    _per_run_client_id: bool = PrivateAttr(default=False)
+
     @field_validator("ENV", mode="before")
     @classmethod
     def _lower_env(cls, value: object) -> object:
@@ -60,6 +73,12 @@ class Settings(BaseSettings):
         "MQTT_USERNAME",
         "MQTT_PASSWORD",
         "MQTT_SHARED_GROUP",
+        "MQTT_CA_FILE",
+        "MQTT_CERT_FILE",
+        "MQTT_KEY_FILE",
+        "MOSQUITTO_PASSWORD_FILE",
+        "MOSQUITTO_ACL_FILE",
+        "MOSQUITTO_PID_FILE",
         "INITIAL_SUPERADMIN_TOKEN",
         "SCREENSHOTS_DIR",
         mode="before",
@@ -67,6 +86,33 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _development_client_id(self) -> Self:
+        """A development run on a shared broker must not take over another run's session.
+
+        Two connections with one client id throw each other off, so with `ENV=development` and no
+        (or an empty) `MQTT_CLIENT_ID` the id gets this host's name and a random suffix. Production keeps the
+        fixed id, which is what lets the broker keep the service's session across restarts.
+        """
+        given = "MQTT_CLIENT_ID" in self.model_fields_set and self.MQTT_CLIENT_ID.strip()
+        if given:
+            return self
+        if self.is_development:
+            self.MQTT_CLIENT_ID = f"{DEFAULT_MQTT_CLIENT_ID}-{socket.gethostname()}-{secrets.token_hex(3)}"
+            self._per_run_client_id = True
+        else:
+            self.MQTT_CLIENT_ID = DEFAULT_MQTT_CLIENT_ID
+        return self
+
+    @property
+    def mqtt_client_id_is_per_run(self) -> bool:
+        """The id was made for this run: no later run resumes its session, so the broker need not keep it."""
+        return self._per_run_client_id
+
+    @property
+    def is_development(self) -> bool:
+        return self.ENV in ("development", "dev")
 
     @property
     def database_url(self) -> str:
@@ -78,7 +124,7 @@ class Settings(BaseSettings):
 
     @property
     def heartbeat_grace_seconds(self) -> int:
-        if self.ENV in ("development", "dev"):
+        if self.is_development:
             return self.HEARTBEAT_GRACE_PERIOD_DEV
         return self.HEARTBEAT_GRACE_PERIOD_PROD
 

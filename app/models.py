@@ -214,5 +214,22 @@ class ApiToken(SQLModel, table=True):
     revoked: bool = Field(default=False)
 
 
+class MqttCredential(SQLModel, table=True):
+    """A display's broker account (SPEC §13): its username is its uuid; the secret is kept only hashed.
+
+    `password_hash` is in Mosquitto's own format, so the broker's password file is written from these rows.
+    """
+
+    __tablename__ = "mqtt_credentials"
+
+    client_uuid: str = Field(sa_column=Column(String(64), primary_key=True))
+    password_hash: str = Field(sa_column=Column(String(255), nullable=False))
+    token_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("api_tokens.id", ondelete="SET NULL"), nullable=True)
+    )
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    revoked_at: datetime | None = _utc_column()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -6,6 +6,9 @@ publishes `online` when it connects. Every tick it sends a heartbeat and a few l
 scheduled events an `event_start` / `event_stop` priority screenshot (on the screenshot or the
 dashboard topic). A share of the fleet misbehaves: crashing players, black or frozen screens,
 warnings, displays going dark (heartbeats stop) and displays dropping off (their will fires).
+
+On a broker with accounts (deploy/mosquitto.conf) each display logs in as itself: `credentials` maps
+each uuid to its MQTT password, read from the lines `python -m app devices add UUID --json` printed.
 """
 
 from __future__ import annotations
@@ -17,16 +20,22 @@ import itertools
 import json
 import logging
 import random
+import ssl
 import time
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 from PIL import Image, ImageDraw
+
+from app.services.mqtt_connection import describe_failure
 
 logger = logging.getLogger("app.simulate")
 
@@ -65,6 +74,43 @@ class SimulationOptions:
     username: str | None = None
     password: str | None = None
     seed: int | None = None
+    # uuid -> MQTT password: each display then connects as itself (the fleet is these displays).
+    credentials: dict[str, str] | None = None
+    tls: ssl.SSLContext | None = None
+
+
+class CredentialsError(ValueError):
+    """A credentials file that cannot be read as `devices add --json` output."""
+
+
+def load_credentials(path: Path) -> dict[str, str]:
+    """uuid -> MQTT password from `devices add --json` lines (or a JSON array of them, or a uuid->password map)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CredentialsError(f"cannot read {path}: {exc}") from None
+    try:
+        value: Any = json.loads(text)
+        entries: list[Any] = value if isinstance(value, list) else [value]
+    except ValueError:
+        try:  # JSON lines, as `devices add --json >> file` appends them
+            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise CredentialsError(f"{path} is not JSON (lines from `devices add --json`): {exc}") from None
+    credentials: dict[str, str] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("mqtt_password"), str):
+            username = entry.get("mqtt_username") or entry.get("uuid")
+            if isinstance(username, str):
+                credentials[username] = entry["mqtt_password"]
+                continue
+        if isinstance(entry, dict) and entry and all(isinstance(v, str) for v in entry.values()):
+            credentials.update(entry)  # a plain {"uuid": "password", ...} map
+            continue
+        raise CredentialsError(f"{path}: expected objects with mqtt_username and mqtt_password, got {entry!r:.80}")
+    if not credentials:
+        raise CredentialsError(f"{path} holds no credentials")
+    return credentials
 
 
 @dataclass
@@ -84,6 +130,11 @@ def assign_behaviours(count: int, rng: random.Random) -> list[str]:
     return behaviours
 
 
+def sample_jpeg() -> bytes:
+    """A screenshot like the simulator's, to post over HTTP (`simulate --write-jpeg shot.jpg`)."""
+    return render_jpeg(["infoscreen-lobby", datetime.now(UTC).strftime("%H:%M:%S UTC"), "sample"], color=(40, 60, 140))
+
+
 def render_jpeg(lines: list[str], *, color: tuple[int, int, int]) -> bytes:
     """A small real JPEG (320x180) showing what the display would show."""
     image = Image.new("RGB", (320, 180), color)
@@ -96,8 +147,19 @@ def render_jpeg(lines: list[str], *, color: tuple[int, int, int]) -> bytes:
 
 
 class SimulatedDisplay:
-    def __init__(self, number: int, behaviour: str, options: SimulationOptions, rng: random.Random) -> None:
-        self.uuid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    def __init__(
+        self,
+        number: int,
+        behaviour: str,
+        options: SimulationOptions,
+        rng: random.Random,
+        identity: tuple[str, str] | None = None,
+    ) -> None:
+        generated = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        # With an identity (uuid, password) the display logs in as itself; else the shared account, if any.
+        self.uuid = identity[0] if identity else generated
+        self.username = identity[0] if identity else options.username
+        self.password = identity[1] if identity else options.password
         self.hostname = f"infoscreen-{number:04d}"
         self.ip = f"10.{number // 65536 % 256}.{number // 256 % 256}.{number % 256}"
         self.behaviour = behaviour
@@ -116,8 +178,9 @@ class SimulatedDisplay:
             self.options.host,
             self.options.port,
             identifier=f"display-{self.uuid}",
-            username=self.options.username,
-            password=self.options.password,
+            username=self.username,
+            password=self.password,
+            tls_context=self.options.tls,
             protocol=aiomqtt.ProtocolVersion.V5,
             will=aiomqtt.Will(f"{self.topic}/status", b"offline", qos=1),
             keepalive=30,
@@ -132,7 +195,8 @@ class SimulatedDisplay:
                 await self._loop(client, stats, stop_at)
         except aiomqtt.MqttError as exc:
             stats.failures += 1
-            logger.warning("display %s lost its connection: %s", self.hostname, exc)
+            _, line = describe_failure(exc, host=self.options.host, port=self.options.port)
+            logger.warning("display %s (%s): %s", self.hostname, self.uuid, line)
         except Exception:  # one display's bug must not end the whole simulation
             stats.failures += 1
             logger.exception("display %s failed", self.hostname)
@@ -224,7 +288,7 @@ class SimulatedDisplay:
         black = self.screen_status() == "BLACK"
         image = render_jpeg(
             [self.hostname, datetime.now(UTC).strftime("%H:%M:%S UTC"), f"event {self.event_id or '-'}"],
-            color=(0, 0, 0) if black else (20 + int(self.uuid[:2], 16) % 120, 60, 140),
+            color=(0, 0, 0) if black else (20 + zlib.crc32(self.uuid.encode()) % 120, 60, 140),
         )
         captured = datetime.now(UTC).isoformat()
         body: dict[str, object]
@@ -260,8 +324,14 @@ class SimulatedDisplay:
 async def simulate(options: SimulationOptions) -> Stats:
     """Run the fleet for `options.duration` seconds; returns what was published."""
     rng = random.Random(options.seed)
-    behaviours = assign_behaviours(options.displays, rng)
-    displays = [SimulatedDisplay(number, behaviour, options, rng) for number, behaviour in enumerate(behaviours)]
+    identities: list[tuple[str, str] | None] = [None] * options.displays
+    if options.credentials:
+        identities = list(options.credentials.items())
+    behaviours = assign_behaviours(len(identities), rng)
+    displays = [
+        SimulatedDisplay(number, behaviour, options, rng, identity)
+        for number, (behaviour, identity) in enumerate(zip(behaviours, identities, strict=True))
+    ]
     logger.info(
         "simulating %d displays against %s:%d under %r for %.0f s: %s",
         len(displays),

@@ -41,6 +41,7 @@ TABLES = (
     "client_logs",
     "clients",
     "client_groups",
+    "mqtt_credentials",
     "api_tokens",
 )
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,3 +65,24 @@ def png_bytes(color: str = "red") -> bytes:
 def new_uuid(tag: str) -> str:
     """A fresh, valid client uuid starting with `tag`."""
     return f"{tag}-{uuid.uuid4().hex[:12]}"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m app ...` in a subprocess, with `env` over an environment cleared of the service's variables."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MQTT_", "MOSQUITTO_", "DATABASE_", "ENV", "INITIAL_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app", *argv],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -33,6 +33,7 @@ CORE_TABLES = {
     "log_counts_hourly",
     "log_counts_six_hourly",
     "log_totals",
+    "mqtt_credentials",
     "screenshots",
 }
 

@@ -42,6 +42,7 @@ from app.config import Settings
 from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
 from app.services.mqtt_batch import apply_actions
 from app.services.mqtt_client import IngestClient
+from app.services.mqtt_connection import MqttConfigurationError, describe_failure, tls_context
 from app.services.mqtt_topics import Action, Parsed, Rejected, parse_message, subscription_filters
 from app.services.unit_of_work import unit_of_work
 from app.state import AppState, MqttState
@@ -138,10 +139,11 @@ class MqttIngest:
                 await self._connection()
             except AbortConnection:
                 logger.warning("MQTT connection aborted by the fault hook; reconnecting")
+            except MqttConfigurationError as exc:
+                logger.error("%s", exc)
             except aiomqtt.MqttError as exc:
-                logger.warning(
-                    "MQTT broker %s:%s unavailable: %s", self.settings.MQTT_HOST, self.settings.MQTT_PORT, exc
-                )
+                level, line = describe_failure(exc, host=self.settings.MQTT_HOST, port=self.settings.MQTT_PORT)
+                logger.log(level, "%s", line)
             except Exception:  # the loop never dies: log and reconnect
                 logger.exception("MQTT ingestion failed; reconnecting")
             finally:
@@ -154,9 +156,13 @@ class MqttIngest:
             delay = min(delay * 2, self.backoff_max)
 
     def _client(self) -> IngestClient:
-        """A new client per attempt: persistent session, bounded in-flight window, manual ack."""
+        """A new client per attempt: persistent session, bounded in-flight window, manual ack.
+
+        The TLS context is built per attempt too, so fixed certificate files are picked up.
+        """
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        # A per-run development id is never resumed: a kept session would only pile up queued messages.
+        properties.SessionExpiryInterval = 0 if self.settings.mqtt_client_id_is_per_run else SESSION_EXPIRY_SECONDS
         properties.ReceiveMaximum = self.receive_maximum
         settings = self.settings
         client = IngestClient(
@@ -171,7 +177,7 @@ class MqttIngest:
             # Never a clean start: aiomqtt's default wipes the session (and its queue) at first connect.
             clean_start=False,
             properties=properties,
-            tls_params=aiomqtt.TLSParameters() if settings.MQTT_TLS else None,
+            tls_context=tls_context(settings),
             keepalive=30,
             timeout=10,
         )

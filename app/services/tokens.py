@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -103,15 +104,29 @@ async def ensure_bootstrap_token(
     if await session.scalar(select(func.count()).select_from(ApiToken)):
         return None
     _, secret = await create_token(session, name="initial-superadmin", role="superadmin", client_uuid=None, now=now)
-    write_secret_file(token_file, secret)
+    try:
+        write_secret_file(token_file, secret, exclusive=True)
+    except FileExistsError:
+        # Another database's first start (same DATA_DIR) wrote it: never overwrite a secret that works.
+        existing, token_file = token_file, token_file.with_name(f"{token_file.name}.{_database_tag(session)}")
+        write_secret_file(token_file, secret)
+        logger.warning("%s exists already (another database's first start?): not overwritten", existing)
     logger.warning("no API token existed: created a superadmin token, its secret is in %s (mode 0600)", token_file)
     return token_file
 
 
-def write_secret_file(path: Path, secret: str) -> None:
-    """Write the secret readable by the owner only, from the first byte on."""
+def _database_tag(session: AsyncSession) -> str:
+    """A file-name part naming the database: its name and a digest of its URL (without the password)."""
+    url = session.get_bind().engine.url
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(url.database or "db").stem)[:40]
+    digest = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:8]
+    return f"{name}-{digest}"
+
+
+def write_secret_file(path: Path, secret: str, *, exclusive: bool = False) -> None:
+    """Write the secret readable by the owner only, from the first byte on (`exclusive`: never over a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC), 0o600)
     try:
         os.fchmod(fd, 0o600)
         os.write(fd, (secret + "\n").encode())

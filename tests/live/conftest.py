@@ -141,7 +141,7 @@ async def live(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
         base_url=live_server.url,
         headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
         limits=limits,
-        # Generous: on a loaded 2-core machine 32 concurrent requests queue up; a miss is a wrong answer, not a slow one.
+        # Generous: on a loaded 2-core machine 32 concurrent requests queue up; a miss is a wrong answer, not slowness.
         timeout=120,
     ) as http:
         yield http
