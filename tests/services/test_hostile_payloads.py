@@ -22,7 +22,7 @@ UUID = "display-1"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, MQTT_ENABLED=False, DATA_DIR=tmp_path)  # type: ignore[call-arg]
+    return Settings(_env_file=None, MQTT_ENABLED=False, DATA_DIR=tmp_path)
 
 
 def parse(settings: Settings, suffix: str, payload: bytes | str) -> Parsed | Rejected:
