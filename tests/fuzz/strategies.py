@@ -66,7 +66,8 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(odd_text, children, max_size=3),
     max_leaves=12,
 )
-deep_values = st.integers(1, 400).map(nest)
+# Depths around the 32-level bound and orjson's limit of 254, not only the small ones integers() favours.
+deep_values = st.one_of(st.sampled_from([31, 32, 33, 253, 254, 255, 300, 900]), st.integers(1, 400)).map(nest)
 contexts = st.one_of(
     st.none(),
     st.dictionaries(odd_text, json_values, max_size=4),

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.strategies import (
@@ -25,6 +25,7 @@ from tests.fuzz.strategies import (
     http_logs,
     images,
     json_values,
+    nest,
     uuids,
 )
 
@@ -63,6 +64,9 @@ class TestHttpIngestFuzz:
 
     @FUZZ
     @given(client_uuid=uuids, body=st.one_of(http_logs, http_logs, st.lists(http_logs, max_size=3), json_values))
+    # The reports, always tried: a timestamp before year 1 in UTC, a context far beyond 32 levels.
+    @example(client_uuid="disp-1", body={"level": "error", "message": "x", "timestamp": "0001-01-01T00:00:00+01:00"})
+    @example(client_uuid="disp-1", body=[{"level": "error", "message": "x", "context": nest(150)}])
     async def test_logs(
         self, client: httpx.AsyncClient, superadmin: dict[str, str], client_uuid: str, body: Any
     ) -> None:

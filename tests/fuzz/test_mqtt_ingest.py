@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from app.services.mqtt_batch import apply_actions
@@ -29,6 +29,7 @@ from tests.fuzz.strategies import (
     json_values,
     levels,
     log_bodies,
+    nest,
     odd_text,
     timestamps,
     uuids,
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.usefixtures("backend")
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
+BEFORE_YEAR_1, AFTER_YEAR_9999 = "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"
 shot_types = st.one_of(st.sampled_from(SCREENSHOT_TYPES), json_values)
 screenshot_json = st.fixed_dictionaries(
     {"image": images.map(b64)}, optional={"screenshot_type": shot_types, "timestamp": timestamps}
@@ -86,6 +88,15 @@ async def ingest(
 class TestMqttIngestFuzz:
     @FUZZ
     @given(client_uuid=st.sampled_from(UUIDS), message=logs)
+    # The reports, always tried: a context ~250 levels deep, timestamps outside what is stored.
+    @example(client_uuid="disp-1", message=("logs/error", encoded({"message": "deep", "context": nest(250)})))
+    @example(
+        client_uuid="disp-1",
+        message=("logs/error", encoded({"message": "x", "timestamp": "0001-01-01T00:00:00+01:00"})),
+    )
+    @example(
+        client_uuid="disp-1", message=("logs/warn", encoded({"message": "x", "timestamp": "9999-12-31T23:59:59-01:00"}))
+    )
     async def test_log_messages(
         self,
         state: AppState,
