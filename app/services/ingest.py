@@ -10,7 +10,7 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Result, Row, and_, bindparam, case, func, or_, select, tuple_, update
@@ -133,9 +133,10 @@ def _stored_time(record: LogRecord, *, now: datetime) -> tuple[datetime, Mapping
     display's time kept in the context as `display_timestamp` (SPEC §5)."""
     if record.timestamp is None:
         return now, record.context
-    if record.timestamp > now + MAX_CLOCK_AHEAD:
-        return now, {**(record.context or {}), "display_timestamp": record.timestamp.isoformat()}
-    return record.timestamp, record.context
+    timestamp = record.timestamp if record.timestamp.tzinfo else record.timestamp.replace(tzinfo=UTC)
+    if timestamp > now + MAX_CLOCK_AHEAD:
+        return now, {**(record.context or {}), "display_timestamp": timestamp.isoformat()}
+    return timestamp, record.context
 
 
 async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime) -> int:
