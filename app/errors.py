@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.schemas.common import INVALID_TIMESTAMP, INVALID_TIMESTAMP_ERROR
+
 logger = logging.getLogger(__name__)
 
 
@@ -86,6 +88,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if any(error.get("type") == "json_invalid" for error in exc.errors()):
         # The loc of a JSON decode error is a character position, not a field: name no field.
         return JSONResponse(error_body("Malformed JSON body"), status_code=400)
+    if any(error.get("type") == INVALID_TIMESTAMP_ERROR for error in exc.errors()):
+        return JSONResponse(error_body(INVALID_TIMESTAMP), status_code=400)  # SPEC §9's message, wherever it is
     details = [
         {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", ""))}
         for error in exc.errors()

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
+from annotated_types import Ge
 from fastapi import APIRouter, Query, Response
 
 from app.deps import AdminDep, NowDep, OptionalTokenDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import BadRequest
 from app.models import LOG_LEVELS
 from app.routers.common import AUTH_ERRORS, errors, json_response, parse_since
+from app.schemas.common import STRICT_INT
 from app.schemas.logs import ClientLogsRead, OverviewRead, RecentErrorsRead, SummaryRead, TestRead
 from app.services import logs as log_service
 from app.services.ingest import check_uuid
@@ -25,7 +27,7 @@ MAX_HOURS = 168
 MAX_CLIENT_LOGS = 500
 MAX_RECENT_ERRORS = 100
 
-Hours = Annotated[int, Query(ge=1, description="Window in hours; above 168 is clamped to 168.")]
+Hours = Annotated[int, Ge(1), STRICT_INT, Query(description="Window in hours; above 168 is clamped to 168.")]
 
 
 @router.get(
@@ -79,7 +81,7 @@ async def logs_summary(_: AdminDep, session: SessionDep, now: NowDep, hours: Hou
 async def recent_errors(
     _: AdminDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, description="Default 20; above 100 is clamped to 100.")] = 20,
+    limit: Annotated[int, Ge(1), STRICT_INT, Query(description="Default 20; above 100 is clamped to 100.")] = 20,
 ) -> Response:
     """The newest ERROR logs across all clients."""
     logs = await log_service.recent_errors(session, limit=min(limit, MAX_RECENT_ERRORS))
@@ -120,7 +122,7 @@ async def client_logs(
         str | None,
         Query(description="ERROR, WARN, INFO or DEBUG (any case)", json_schema_extra={"pattern": LEVEL_PATTERN}),
     ] = None,
-    limit: Annotated[int, Query(ge=1, description="Default 50; above 500 is clamped to 500.")] = 50,
+    limit: Annotated[int, Ge(1), STRICT_INT, Query(description="Default 50; above 500 is clamped to 500.")] = 50,
     since: Annotated[
         str | None,
         Query(

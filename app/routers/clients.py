@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+from annotated_types import Ge, Lt
 from fastapi import APIRouter, Path, Response
 
 from app.deps import AdminDep, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
+from app.schemas.common import STRICT_INT
 from app.services import clients as client_service
 from app.services.ingest import check_uuid
 from app.services.overview import Rules, client_views
@@ -18,7 +20,7 @@ from app.services.overview import Rules, client_views
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["clients"])
 
-GroupId = Annotated[int, Path(ge=1, lt=2**31)]
+GroupId = Annotated[int, Ge(1), Lt(2**31), STRICT_INT, Path()]
 
 STATUS_WINDOW_HOURS = 24
 

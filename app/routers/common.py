@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
 from fastapi import Response
 
+from app import json_values
 from app.errors import BadRequest
-from app.schemas.common import ErrorBody
+from app.schemas.common import INVALID_TIMESTAMP, ErrorBody, parse_timestamp
 
 _DESCRIPTIONS = {
     400: "Bad request: a value that does not parse or is out of range",
@@ -31,16 +31,16 @@ AUTH_ERRORS = (401, 403)
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
-    """Serialize with orjson (datetimes as ISO 8601 with their `+00:00`), skipping model validation."""
-    return Response(orjson.dumps(payload), status_code=status_code, media_type="application/json")
+    """Serialize with orjson (datetimes as ISO 8601 with their `+00:00`), skipping model validation;
+    a value orjson refuses is replaced by one it takes (see `app.json_values`), never a 500."""
+    return Response(json_values.dumps(payload), status_code=status_code, media_type="application/json")
 
 
 def parse_since(value: str | None) -> datetime | None:
-    """ISO 8601, `Z` allowed, naive means UTC."""
-    if value is None or value == "":
+    """ISO 8601, `Z` allowed, naive means UTC; absent is None, but an empty or out-of-range value is 400."""
+    if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_timestamp(value)
     except ValueError:
-        raise BadRequest("Invalid timestamp format. Use ISO 8601") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        raise BadRequest(INVALID_TIMESTAMP) from None

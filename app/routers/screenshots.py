@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from annotated_types import Ge, Lt
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
@@ -11,13 +12,14 @@ from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
 from app.errors import BadRequest
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
+from app.schemas.common import STRICT_INT
 from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory, ScreenshotType
 from app.services import screenshots as service
 from app.services.ingest import check_uuid
 
 router = APIRouter(tags=["screenshots"])
 
-ScreenshotId = Annotated[int, Path(ge=1, lt=2**63)]
+ScreenshotId = Annotated[int, Ge(1), Lt(2**63), STRICT_INT, Path()]
 IfNoneMatch = Annotated[str | None, Header(description="An ETag from an earlier response: 304 if unchanged.")]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}

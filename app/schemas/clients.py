@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.schemas.common import NO_NUL_PATTERN
@@ -46,10 +46,10 @@ class ClientUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"description": "Lobby", "group_id": 1}]})
 
-    description: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
-    group_id: int | None = Field(default=None, ge=1, lt=2**31)
+    description: StrictStr | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    group_id: StrictInt | None = Field(default=None, ge=1, lt=2**31)
     # Absent means "unchanged"; null is refused (400), not stored (the column is NOT NULL).
-    is_active: bool | SkipJsonSchema[None] = None
+    is_active: StrictBool | SkipJsonSchema[None] = None
 
     @field_validator("is_active")
     @classmethod
@@ -72,4 +72,4 @@ class GroupList(BaseModel):
 class GroupWrite(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Main building"}]})
 
-    name: str = Field(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)
+    name: StrictStr = Field(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)

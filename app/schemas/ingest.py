@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from app.json_values import bounded_context, storable_text
 from app.models import LOG_LEVELS
-from app.schemas.common import NO_NUL_PATTERN
+from app.schemas.common import NO_NUL_PATTERN, Timestamp
 
 MAX_MESSAGE_CHARS = 8192
 # Integers a JSON client holds exactly (IEEE double); bigger ids and pids are refused rather than rounded.
 MAX_JSON_INT = 2**53 - 1
-MAX_CONTEXT_BYTES = 16 * 1024
 MAX_LOGS_PER_REQUEST = 1000
+# A display's clock this far ahead of the server's is wrong: its log is stored at arrival (SPEC §5).
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
 # What `normalize_level` accepts, spelled out for the OpenAPI schema (JSON Schema has no case-insensitive flag).
 LEVEL_PATTERN = "^(?:[Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn](?:[Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg])$"
 LEVEL_ALIASES = {"ERROR": "ERROR", "WARN": "WARN", "WARNING": "WARN", "INFO": "INFO", "DEBUG": "DEBUG"}
@@ -30,10 +31,6 @@ def normalize_level(value: str) -> str | None:
     return LEVEL_ALIASES.get(value.strip().upper())
 
 
-def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -41,13 +38,13 @@ class _Payload(BaseModel):
 class HeartbeatPayload(_Payload):
     """Any subset of these fields; only the fields present are updated."""
 
-    hostname: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
-    ip: str | None = Field(default=None, max_length=64, pattern=NO_NUL_PATTERN)
-    model: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
-    current_event_id: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
-    current_process: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    hostname: StrictStr | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    ip: StrictStr | None = Field(default=None, max_length=64, pattern=NO_NUL_PATTERN)
+    model: StrictStr | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    current_event_id: StrictInt | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
+    current_process: StrictStr | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
     process_status: ProcessStatus | None = None
-    process_pid: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
+    process_pid: StrictInt | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
 
     model_config = ConfigDict(
         extra="ignore",
@@ -60,9 +57,9 @@ class HeartbeatPayload(_Payload):
 class HealthPayload(_Payload):
     process_status: ProcessStatus | None = None
     screen_health_status: ScreenHealthStatus | None = None
-    current_process: str | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
-    process_pid: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
-    current_event_id: int | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
+    current_process: StrictStr | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+    process_pid: StrictInt | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
+    current_event_id: StrictInt | None = Field(default=None, ge=-MAX_JSON_INT, le=MAX_JSON_INT)
 
     model_config = ConfigDict(
         extra="ignore",
@@ -78,35 +75,27 @@ class HealthPayload(_Payload):
 class LogPayload(_Payload):
     """One log line; on MQTT the level comes from the topic."""
 
-    message: str
+    message: StrictStr
     context: dict[str, Any] | None = None
-    timestamp: datetime | None = None
-    message_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL_PATTERN)
+    timestamp: Timestamp | None = None
+    message_id: StrictStr | None = Field(default=None, min_length=1, max_length=64, pattern=NO_NUL_PATTERN)
 
     @field_validator("message")
     @classmethod
     def _cut_message(cls, value: str) -> str:
-        # A NUL cannot be stored in PostgreSQL text; the line is kept with U+FFFD in its place.
-        return value[:MAX_MESSAGE_CHARS].replace("\x00", "\ufffd")
+        # Neither a NUL nor a lone surrogate can be stored; the line is kept with U+FFFD in their place.
+        return storable_text(value[:MAX_MESSAGE_CHARS].replace("\x00", "\ufffd"))
 
     @field_validator("context")
     @classmethod
     def _bound_context(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return None
-        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        return {"truncated": True} if len(encoded) > MAX_CONTEXT_BYTES else value
-
-    @field_validator("timestamp")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
+        return None if value is None else bounded_context(value)
 
 
 class LogIn(LogPayload):
     """One log line over HTTP: the level travels in the body."""
 
-    level: str = Field(
+    level: StrictStr = Field(
         examples=["error"],
         description="error, warn, warning, info or debug (any case)",
         json_schema_extra={"pattern": LEVEL_PATTERN},
@@ -148,20 +137,20 @@ class LogRecord(BaseModel):
 class ScreenshotJson(_Payload):
     """`infoscreen/{uuid}/screenshot` as JSON."""
 
-    image: str
-    screenshot_type: str | None = None
-    timestamp: datetime | None = None
+    image: StrictStr
+    screenshot_type: StrictStr | None = None
+    timestamp: Timestamp | None = None
 
 
 class DashboardScreenshot(_Payload):
-    data: str
-    screenshot_type: str | None = None
-    timestamp: datetime | None = None
+    data: StrictStr
+    screenshot_type: StrictStr | None = None
+    timestamp: Timestamp | None = None
 
 
 class DashboardPayload(_Payload):
     """`infoscreen/{uuid}/dashboard`: a screenshot and optionally health."""
 
     screenshot: DashboardScreenshot
-    screenshot_type: str | None = None
+    screenshot_type: StrictStr | None = None
     health: HealthPayload | None = None

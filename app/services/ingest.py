@@ -7,11 +7,10 @@ MQTT batch writer), so a batch is stored whole or not at all.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Result, Row, and_, bindparam, case, func, or_, select, tuple_, update
@@ -19,10 +18,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app import json_values
 from app.db import insert_for
 from app.errors import BadRequest
 from app.models import Client, ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal
-from app.schemas.ingest import LogRecord
+from app.schemas.ingest import MAX_CLOCK_AHEAD, LogRecord
 
 UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -124,30 +124,45 @@ async def record_status(session: AsyncSession, *, client_uuid: str, online: bool
 def _context_text(context: Mapping[str, Any] | None) -> str | None:
     if not context:
         return None if context is None else "{}"
-    return json.dumps(context, separators=(",", ":"), ensure_ascii=False)
+    return json_values.dumps(context).decode()
+
+
+def _stored_time(record: LogRecord, *, now: datetime) -> tuple[datetime, Mapping[str, Any] | None]:
+    """The time to store a log at, and its context: a display clock more than `MAX_CLOCK_AHEAD` ahead
+    of the server's would pin the log at the top for ever, so it is stored at arrival (`now`) and the
+    display's time kept in the context as `display_timestamp` (SPEC §5)."""
+    if record.timestamp is None:
+        return now, record.context
+    timestamp = record.timestamp if record.timestamp.tzinfo else record.timestamp.replace(tzinfo=UTC)
+    if timestamp > now + MAX_CLOCK_AHEAD:
+        return now, {**(record.context or {}), "display_timestamp": timestamp.isoformat()}
+    return timestamp, record.context
 
 
 async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime) -> int:
     """Store log lines of one or many displays; a repeated `message_id` is accepted and ignored.
 
-    Keeps the rollups, the per-level totals and each client's newest log and error in step with
-    what was really inserted. Returns how many entries were accepted (repeats included). Logs do
+    `now` is the arrival time: the time of logs without one, or whose time is too far ahead. Keeps the
+    rollups, the per-level totals and each client's newest log and error in step with what was really
+    inserted. Returns how many entries were accepted (repeats included). Logs do
     not touch `last_alive`.
     """
     if not entries:
         return 0
     await ensure_clients(session, (uuid for uuid, _ in entries), now=now)
-    rows = [
-        {
-            "client_uuid": uuid,
-            "timestamp": record.timestamp or now,
-            "level": record.level,
-            "message": record.message,
-            "context": _context_text(record.context),
-            "message_id": record.message_id,
-        }
-        for uuid, record in entries
-    ]
+    rows = []
+    for uuid, record in entries:
+        timestamp, context = _stored_time(record, now=now)
+        rows.append(
+            {
+                "client_uuid": uuid,
+                "timestamp": timestamp,
+                "level": record.level,
+                "message": record.message,
+                "context": _context_text(context),
+                "message_id": record.message_id,
+            }
+        )
     inserted = (await _execute_many(session, _log_insert(session.get_bind().dialect.name), rows)).all()
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound
+from app.json_values import MAX_CONTEXT_DEPTH, nests_deeper_than, truncated
 from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogCountSixHourly, LogTotal, UTCDateTime
 from app.services.ingest import BLOCK_HOURS, LEVEL_COLUMNS, block_start, hour_bucket
 
@@ -28,17 +29,28 @@ LogRow = Row[int | None, datetime, str, str, str | None, str]
 
 
 def parse_context(raw: str | None) -> dict[str, Any]:
-    """The stored context object; `{}` when none, `{"raw": text}` when the text is not a JSON object."""
+    """The stored context object; `{}` when none, `{"raw": text}` when the text is not a JSON object.
+
+    Rows stored before contexts were bounded at ingest are bounded here too: nested deeper than
+    `MAX_CONTEXT_DEPTH` reads as `{"truncated": true}`, and whatever the result it serializes.
+    """
     if not raw:
         return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        try:  # what orjson refuses but json accepts (NaN, Infinity, huge integers)
+        try:  # what orjson refuses but json accepts (NaN, Infinity, nesting beyond orjson's limit)
             value = json.loads(raw)
+        except RecursionError:
+            return truncated()
         except ValueError:
             return {"raw": raw}
-    return value if isinstance(value, dict) else {"raw": raw}
+    if not isinstance(value, dict):
+        return {"raw": raw}
+    # Nesting needs at least as many brackets as levels: most contexts skip the walk.
+    if raw.count("{") + raw.count("[") > MAX_CONTEXT_DEPTH and nests_deeper_than(value, MAX_CONTEXT_DEPTH):
+        return truncated()
+    return value
 
 
 # Log reads select these columns (Core rows, no ORM entities); rows read like a `ClientLog`.

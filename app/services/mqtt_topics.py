@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from app.config import Settings
 from app.errors import AppError, PayloadTooLarge
 from app.models import SCREENSHOT_TYPES
+from app.schemas.common import INVALID_TIMESTAMP_ERROR
 from app.schemas.ingest import (
+    MAX_CLOCK_AHEAD,
     DashboardPayload,
     HealthPayload,
     HeartbeatPayload,
@@ -121,7 +123,9 @@ def parse_message(topic: str, payload: bytes, *, settings: Settings, received_at
         actions, outcome = _PARSERS[kind](client_uuid, rest, payload, settings, received_at)
     except _Drop as drop:
         return Rejected(kind, drop.reason)
-    except ValidationError:
+    except ValidationError as error:
+        if any(detail["type"] == INVALID_TIMESTAMP_ERROR for detail in error.errors()):
+            return Rejected(kind, "invalid_timestamp")
         return Rejected(kind, "invalid_payload")
     return Parsed(kind, client_uuid, actions, outcome)
 
@@ -129,7 +133,7 @@ def parse_message(topic: str, payload: bytes, *, settings: Settings, received_at
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
         value = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _Drop("bad_json") from None
     if not isinstance(value, dict):
         raise _Drop("bad_json")
@@ -164,8 +168,8 @@ def _log(
         raise _Drop("bad_encoding") from None
     try:
         value = json.loads(text) if text.lstrip().startswith("{") else None
-    except ValueError:
-        value = None  # a plain string that happens to start with "{"
+    except (ValueError, RecursionError):
+        value = None  # a plain string that happens to start with "{" (or nests beyond the decoder)
     if isinstance(value, dict):
         body = LogPayload.model_validate(value)
     elif text.strip():
@@ -214,6 +218,8 @@ def _screenshot_action(
         raise _Drop("too_large") from None
     except AppError:
         raise _Drop("not_an_image") from None
+    if captured_at is not None and captured_at > received_at + MAX_CLOCK_AHEAD:
+        captured_at = received_at  # a display clock far ahead: the capture time is its arrival
     return ScreenshotUpload(client_uuid, image, normalized, captured_at, received_at), outcome
 
 
