@@ -70,9 +70,7 @@ async def list_tokens(_: SuperadminDep, session: SessionDep) -> Response:
     operation_id="tokens_revoke",
     status_code=204,
     response_class=Response,
-    responses=errors(
-        400, *AUTH_ERRORS, 404, 409, described={409: "The last live superadmin token cannot be revoked"}
-    ),
+    responses=errors(400, *AUTH_ERRORS, 404, 409, described={409: "The last live superadmin token cannot be revoked"}),
 )
 async def revoke_token(token_id: TokenId, _: SuperadminDep, session: SessionDep) -> Response:
     """Revoke a token; it stops working at once (the last live superadmin token cannot be revoked: 409)."""
