@@ -70,7 +70,12 @@ async def get_client(
     "/api/clients/{client_uuid}",
     operation_id="clients_update",
     response_model=ClientRead,
-    responses=errors(400, *AUTH_ERRORS, 404),
+    responses=errors(
+        400,
+        *AUTH_ERRORS,
+        404,
+        described={400: "Bad request: a value that does not parse, or an unknown `group_id`: `Group not found`"},
+    ),
 )
 async def update_client(
     client_uuid: str, body: ClientUpdate, _: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep

@@ -80,7 +80,17 @@ async def _upload_bytes(request: Request) -> bytes:
     operation_id="ingest_screenshot",
     status_code=202,
     response_model=ScreenshotAccepted,
-    responses=errors(400, *AUTH_ERRORS, 413, 415),
+    responses=errors(
+        400,
+        *AUTH_ERRORS,
+        413,
+        415,
+        described={
+            400: "Bad request: a bad uuid or screenshot_type, or a multipart body without the field `file`",
+            415: "The raw body or the multipart field `file` is not a whole JPEG or PNG image, whatever its "
+            "Content-Type says",
+        },
+    ),
     openapi_extra=_UPLOAD_BODY,
     tags=["ingest"],
 )
