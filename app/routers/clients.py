@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.deps import AdminDep, NowDep, SessionDep, SettingsDep, SuperadminDep
+from app.deps import AdminDep, AuthFirstRoute, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
@@ -16,7 +16,7 @@ from app.services.ingest import check_uuid
 from app.services.overview import Rules, client_views
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["clients"])
+router = APIRouter(tags=["clients"], route_class=AuthFirstRoute)
 
 GroupId = Annotated[int, Path(ge=1, lt=2**31)]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
+from app.deps import AuthFirstRoute, DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
 from app.errors import BadRequest
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
@@ -15,7 +15,7 @@ from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory, Scree
 from app.services import screenshots as service
 from app.services.ingest import check_uuid
 
-router = APIRouter(tags=["screenshots"])
+router = APIRouter(tags=["screenshots"], route_class=AuthFirstRoute)
 
 ScreenshotId = Annotated[int, Path(ge=1, lt=2**63)]
 IfNoneMatch = Annotated[str | None, Header(description="An ETag from an earlier response: 304 if unchanged.")]

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.deps import NowDep, SessionDep, SuperadminDep
+from app.deps import AuthFirstRoute, NowDep, SessionDep, SuperadminDep
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.schemas.tokens import TokenCreate, TokenCreated, TokenList
 from app.services import tokens as token_service
 
-router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/tokens", tags=["tokens"], route_class=AuthFirstRoute)
 
 TokenId = Annotated[int, Path(ge=1, lt=2**31)]
 

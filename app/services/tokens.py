@@ -101,16 +101,20 @@ async def revoke_token(session: AsyncSession, *, token_id: int) -> ApiToken:
     return token
 
 
-async def authenticate(session: AsyncSession, *, secret: str, now: datetime) -> ApiToken | None:
-    """The live token for this secret, or None (unknown or revoked)."""
+async def find_live_token(session: AsyncSession, *, secret: str) -> ApiToken | None:
+    """The live token for this secret, or None (unknown or revoked): one indexed lookup, no write."""
     token = (
         await session.execute(select(ApiToken).where(col(ApiToken.token_hash) == hash_secret(secret)))
     ).scalar_one_or_none()
     if token is None or token.revoked:
         return None
+    return token
+
+
+def record_use(token: ApiToken, *, now: datetime) -> None:
+    """Refresh `last_used_at`, at most once per `LAST_USED_RESOLUTION` (written with the request's commit)."""
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         token.last_used_at = now
-    return token
 
 
 async def ensure_bootstrap_token(
