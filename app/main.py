@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from app.config import Settings, load_settings
 from app.db import create_engine, create_session_factory, run_migrations
 from app.errors import install_error_handlers
+from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_screenshot_bytes=settings.MAX_SCREENSHOT_BYTES)
+    app.add_middleware(NoSniff)
     app.add_middleware(HttpMetrics)
     for module in (ops, tokens, client_logs, clients, ingest, screenshots):
         app.include_router(module.router)
