@@ -24,6 +24,7 @@ from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
+from app.services.sweep import start_sweep_task
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     now=state.now(),
                 )
             start_retention_task(state)
+            start_sweep_task(state)
             if settings.MQTT_ENABLED:
                 # Connects in the background: a broker that is down never blocks start-up.
                 start_mqtt_ingest(state)
