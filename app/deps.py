@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import Forbidden, NotAuthenticated
 from app.models import ApiToken
-from app.services.tokens import authenticate, role_rank
+from app.services.tokens import find_live_token, record_use, role_rank
 from app.services.unit_of_work import unit_of_work
 from app.state import AppState
 
@@ -55,32 +58,99 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
+# Where `AuthFirstRoute` leaves the token it authenticated before the body, for `optional_token`.
+_AUTHENTICATED_TOKEN = "infoscreen_monitor.token"
 
-async def optional_token(session: SessionDep, credentials: CredentialsDep, now: NowDep) -> ApiToken | None:
+
+async def optional_token(
+    request: Request, session: SessionDep, credentials: CredentialsDep, now: NowDep
+) -> ApiToken | None:
     """The caller's live token, or None for anonymous callers."""
-    if credentials is None or not credentials.credentials:
+    early: ApiToken | None = request.scope.get(_AUTHENTICATED_TOKEN)
+    if early is not None:
+        # Looked up before the body was read, in a session of its own: no second query.
+        token: ApiToken | None = await session.merge(early, load=False)
+    elif credentials is None or not credentials.credentials:
         return None
-    return await authenticate(session, secret=credentials.credentials, now=now)
+    else:
+        token = await find_live_token(session, secret=credentials.credentials)
+    if token is not None:
+        record_use(token, now=now)
+    return token
 
 
 OptionalTokenDep = Annotated[ApiToken | None, Depends(optional_token)]
 
 
-def require_role(minimum: str) -> Callable[..., Awaitable[ApiToken]]:
+def check_role(token: ApiToken | None, minimum: str) -> ApiToken:
+    """The token if it has `minimum` role or higher; 401 without a live token, 403 for a lower role."""
+    if token is None:
+        raise NotAuthenticated()
+    if role_rank(token.role) < role_rank(minimum):
+        raise Forbidden(f"Forbidden: requires role '{minimum}' or higher")
+    return token
+
+
+class RequireRole:
     """A dependency that lets through tokens of `minimum` role or higher (401 / 403 otherwise)."""
 
-    async def dependency(token: OptionalTokenDep) -> ApiToken:
-        if token is None:
-            raise NotAuthenticated()
-        if role_rank(token.role) < role_rank(minimum):
-            raise Forbidden(f"Forbidden: requires role '{minimum}' or higher")
-        return token
+    def __init__(self, minimum: str) -> None:
+        self.minimum = minimum
 
-    dependency.__name__ = f"require_{minimum}"
-    return dependency
+    async def __call__(self, token: OptionalTokenDep) -> ApiToken:
+        return check_role(token, self.minimum)
 
 
-DeviceDep = Annotated[ApiToken, Depends(require_role("device"))]
-UserDep = Annotated[ApiToken, Depends(require_role("user"))]
-AdminDep = Annotated[ApiToken, Depends(require_role("admin"))]
-SuperadminDep = Annotated[ApiToken, Depends(require_role("superadmin"))]
+DeviceDep = Annotated[ApiToken, Depends(RequireRole("device"))]
+UserDep = Annotated[ApiToken, Depends(RequireRole("user"))]
+AdminDep = Annotated[ApiToken, Depends(RequireRole("admin"))]
+SuperadminDep = Annotated[ApiToken, Depends(RequireRole("superadmin"))]
+
+
+def required_role(dependant: Dependant) -> str | None:
+    """The minimum role a route's dependencies ask for, or None for a public route."""
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, RequireRole):
+            return dependency.call.minimum
+        found = required_role(dependency)
+        if found is not None:
+            return found
+    return None
+
+
+def _announces_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return (length is not None and length.strip() != "0") or "transfer-encoding" in request.headers
+
+
+class AuthFirstRoute(APIRoute):
+    """A route that refuses a caller without a valid token (401) or role (403) before reading its body.
+
+    FastAPI reads and parses a request's body before it runs any dependency, so an anonymous client
+    could make the service take in (and hold) a body of the largest allowed size just to get its
+    401. For a request that announces a body, this route looks the token up first, in a session of
+    its own, and leaves it in the request scope, where `optional_token` takes it without a second
+    query. A request without a body goes the usual way.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        minimum = required_role(self.dependant)
+        if minimum is None:
+            return handler
+
+        async def authenticate_first(request: Request) -> Response:
+            if _announces_body(request):
+                request.scope[_AUTHENTICATED_TOKEN] = check_role(await _token_before_body(request), minimum)
+            return await handler(request)
+
+        return authenticate_first
+
+
+async def _token_before_body(request: Request) -> ApiToken | None:
+    scheme, secret = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not secret:
+        return None
+    state: AppState = request.app.state.monitor
+    async with state.session_factory() as session:
+        return await find_live_token(session, secret=secret)

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.schemas.common import INVALID_TIMESTAMP, INVALID_TIMESTAMP_ERROR
 
@@ -99,11 +100,30 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(f"Invalid {where}: {first['msg']}", details), status_code=400)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+# The methods a 405 may list in its `Allow` header.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app serves on this request's path, asked of its router method by method.
+
+    Starlette's own 405 names the methods of the first route of the path only.
+    """
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, str(exc.detail))
     headers = dict(exc.headers or {})
     headers.update(_headers_for(exc.status_code) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return JSONResponse(error_body(message), status_code=exc.status_code, headers=headers or None)
 
 

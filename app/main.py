@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from app.config import Settings, load_settings
 from app.db import create_engine, create_session_factory, run_migrations
 from app.errors import install_error_handlers
+from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
@@ -23,6 +24,7 @@ from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
+from app.services.sweep import start_sweep_task
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     now=state.now(),
                 )
             start_retention_task(state)
+            start_sweep_task(state)
             if settings.MQTT_ENABLED:
                 # Connects in the background: a broker that is down never blocks start-up.
                 start_mqtt_ingest(state)
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_screenshot_bytes=settings.MAX_SCREENSHOT_BYTES)
+    app.add_middleware(NoSniff)
     app.add_middleware(HttpMetrics)
     for module in (ops, tokens, client_logs, clients, ingest, screenshots):
         app.include_router(module.router)

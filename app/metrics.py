@@ -35,6 +35,11 @@ INGEST_BUFFER_DEPTH = Gauge(
     "MQTT messages received and waiting to be written to the database.",
     registry=REGISTRY,
 )
+ORPHAN_FILES_REMOVED = Counter(
+    "infoscreen_orphan_screenshot_files_removed",
+    "Screenshot files without a row (left by an interrupted write) removed by the sweep.",
+    registry=REGISTRY,
+)
 HTTP_REQUEST_DURATION = Histogram(
     "infoscreen_http_request_duration_seconds",
     "HTTP request durations, by method, route template and status code.",

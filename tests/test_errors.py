@@ -71,6 +71,25 @@ class TestUnknownPathsAndMethods:
         assert response.json() == {"error": "Method not allowed"}
         assert "Allow" in response.headers
 
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("PUT", "/api/tokens", "GET, POST"),
+            ("PUT", "/api/clients/disp-1", "GET, PATCH, DELETE"),
+            ("POST", "/api/client-groups/1", "PATCH, DELETE"),
+            ("GET", "/api/clients/disp-1/screenshot", "POST"),
+            ("DELETE", "/healthz", "GET"),
+            ("POST", "/docs", "GET, HEAD"),
+        ],
+    )
+    async def test_allow_lists_every_method_of_the_path(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str], method: str, path: str, allow: str
+    ) -> None:
+        for headers in ({}, superadmin):
+            response = await client.request(method, path, headers=headers)
+            assert response.status_code == 405
+            assert response.headers["Allow"] == allow
+
 
 class TestBadInputIs400:
     @pytest.mark.parametrize(("method", "path"), JSON_BODY_ENDPOINTS)

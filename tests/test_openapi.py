@@ -128,6 +128,14 @@ class TestOperations:
             body = responses[name]["content"]["application/json"]["schema"]
             assert body == {"$ref": "#/components/schemas/ErrorBody"}
 
+    def test_answers_of_their_own_are_documented(self, schema: dict[str, Any]) -> None:
+        paths = schema["paths"]
+        assert "Group not found" in paths["/api/clients/{client_uuid}"]["patch"]["responses"]["400"]["description"]
+        upload = paths["/api/clients/{client_uuid}/screenshot"]["post"]
+        assert "multipart/form-data" in upload["requestBody"]["content"]
+        assert "multipart field `file`" in upload["responses"]["415"]["description"]
+        assert "409" in paths["/api/tokens/{token_id}"]["delete"]["responses"]
+
     def test_spec_paths_are_documented(self, schema: dict[str, Any]) -> None:
         documented = {(method, path) for method, path, _ in operations(schema)}
         expected = {
@@ -185,6 +193,7 @@ EXAMPLES_PER_OPERATION = 20
 SPEC_REJECTS_SCHEMA_VALID = {
     "ingest_screenshot": "the bytes must be a JPEG or PNG image (415)",
     "clients_update": "an unknown group_id is 400 `Group not found`",
+    "tokens_create": "a client_uuid on a token of another role than device is 400",
 }
 SEEDED_PATH_PARAMETERS = {"client_uuid": "disp-1", "group_id": 1, "screenshot_id": 1}
 

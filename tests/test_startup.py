@@ -210,3 +210,33 @@ class TestTokensCommand:
         )
         assert result.returncode == 2
         assert "role" in result.stderr
+
+    def test_the_last_superadmin_cannot_be_revoked(self, tmp_path: Path) -> None:
+        env = {"DATA_DIR": str(tmp_path / "data")}
+        for name in ("first", "second"):
+            created = run_cli("tokens", "create", "--name", name, "--role", "superadmin", cwd=tmp_path, **env)
+            assert created.returncode == 0, created.stderr
+        assert run_cli("tokens", "revoke", "1", cwd=tmp_path, **env).returncode == 0
+        result = run_cli("tokens", "revoke", "2", cwd=tmp_path, **env)
+        assert result.returncode == 1
+        assert "Cannot revoke the last live superadmin token" in result.stderr
+        listed = run_cli("tokens", "list", cwd=tmp_path, **env).stdout.splitlines()
+        [second] = [line for line in listed if line.endswith("second")]
+        assert second.split()[2:4] == ["-", "no"]
+
+    @pytest.mark.parametrize("role", ["user", "admin", "superadmin"])
+    def test_only_device_tokens_are_bound(self, tmp_path: Path, role: str) -> None:
+        result = run_cli(
+            "tokens",
+            "create",
+            "--name",
+            "x",
+            "--role",
+            role,
+            "--client-uuid",
+            "disp-1",
+            cwd=tmp_path,
+            DATA_DIR=str(tmp_path / "data"),
+        )
+        assert result.returncode == 1
+        assert "Only device tokens can be bound to a client_uuid" in result.stderr

@@ -8,7 +8,7 @@ from typing import Annotated
 from annotated_types import Ge, Lt
 from fastapi import APIRouter, Path, Response
 
-from app.deps import AdminDep, NowDep, SessionDep, SettingsDep, SuperadminDep
+from app.deps import AdminDep, AuthFirstRoute, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
@@ -18,7 +18,7 @@ from app.services.ingest import check_uuid
 from app.services.overview import Rules, client_views
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["clients"])
+router = APIRouter(tags=["clients"], route_class=AuthFirstRoute)
 
 GroupId = Annotated[int, Ge(1), Lt(2**31), STRICT_INT, Path()]
 
@@ -72,7 +72,12 @@ async def get_client(
     "/api/clients/{client_uuid}",
     operation_id="clients_update",
     response_model=ClientRead,
-    responses=errors(400, *AUTH_ERRORS, 404),
+    responses=errors(
+        400,
+        *AUTH_ERRORS,
+        404,
+        described={400: "Bad request: a value that does not parse, or an unknown `group_id`: `Group not found`"},
+    ),
 )
 async def update_client(
     client_uuid: str, body: ClientUpdate, _: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep

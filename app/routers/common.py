@@ -22,9 +22,13 @@ _DESCRIPTIONS = {
 }
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for these error codes, all with the `{"error": ...}` body."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+def errors(*codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, all with the `{"error": ...}` body.
+
+    `described` replaces the generic description of a code where an operation has answers of its own.
+    """
+    descriptions = {**_DESCRIPTIONS, **(described or {})}
+    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
 
 
 AUTH_ERRORS = (401, 403)

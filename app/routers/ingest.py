@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
+from pydantic import BeforeValidator, Field
 
-from app.deps import DeviceDep, NowDep, SessionDep
+from app.deps import AuthFirstRoute, DeviceDep, NowDep, SessionDep
 from app.errors import Forbidden, PayloadTooLarge
 from app.models import ApiToken
 from app.routers.common import AUTH_ERRORS, errors, json_response
@@ -15,7 +16,23 @@ from app.schemas.ingest import MAX_LOGS_PER_REQUEST, HealthPayload, HeartbeatPay
 from app.services import ingest
 from app.services.ingest import check_uuid
 
-router = APIRouter(prefix="/api/clients", tags=["ingest"])
+router = APIRouter(prefix="/api/clients", tags=["ingest"], route_class=AuthFirstRoute)
+
+
+def _at_most_max_logs(value: object) -> object:
+    """Count before validating: an oversized array is a 413 without one of its items validated.
+
+    Raised from a validator as an `AppError` (not a `ValueError`), it is no validation error: it
+    leaves pydantic and FastAPI as it is and its handler answers 413.
+    """
+    if isinstance(value, list) and len(value) > MAX_LOGS_PER_REQUEST:
+        raise PayloadTooLarge(f"Too many log entries: at most {MAX_LOGS_PER_REQUEST} per request")
+    return value
+
+
+LogBatch = Annotated[
+    LogIn | Annotated[list[LogIn], Field(max_length=MAX_LOGS_PER_REQUEST)], BeforeValidator(_at_most_max_logs)
+]
 
 
 def check_ingest_allowed(token: ApiToken, client_uuid: str) -> str:
@@ -68,14 +85,10 @@ async def health(client_uuid: str, body: HealthPayload, token: DeviceDep, sessio
     response_model=Accepted,
     responses=errors(400, *AUTH_ERRORS, 413),
 )
-async def logs(
-    client_uuid: str, body: LogIn | list[LogIn], token: DeviceDep, session: SessionDep, now: NowDep
-) -> Response:
+async def logs(client_uuid: str, body: LogBatch, token: DeviceDep, session: SessionDep, now: NowDep) -> Response:
     """One log object or an array of at most 1000; a repeated `message_id` is accepted once."""
     check_ingest_allowed(token, client_uuid)
     items = body if isinstance(body, list) else [body]
-    if len(items) > MAX_LOGS_PER_REQUEST:
-        raise PayloadTooLarge(f"Too many log entries: at most {MAX_LOGS_PER_REQUEST} per request")
     records = [
         (client_uuid, LogRecord.model_validate(item.model_dump(include=set(LogRecord.model_fields)))) for item in items
     ]

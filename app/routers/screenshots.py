@@ -8,7 +8,7 @@ from annotated_types import Ge, Lt
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
+from app.deps import AuthFirstRoute, DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
 from app.errors import BadRequest
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
@@ -17,7 +17,7 @@ from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory, Scree
 from app.services import screenshots as service
 from app.services.ingest import check_uuid
 
-router = APIRouter(tags=["screenshots"])
+router = APIRouter(tags=["screenshots"], route_class=AuthFirstRoute)
 
 ScreenshotId = Annotated[int, Ge(1), Lt(2**63), STRICT_INT, Path()]
 IfNoneMatch = Annotated[str | None, Header(description="An ETag from an earlier response: 304 if unchanged.")]
@@ -82,7 +82,17 @@ async def _upload_bytes(request: Request) -> bytes:
     operation_id="ingest_screenshot",
     status_code=202,
     response_model=ScreenshotAccepted,
-    responses=errors(400, *AUTH_ERRORS, 413, 415),
+    responses=errors(
+        400,
+        *AUTH_ERRORS,
+        413,
+        415,
+        described={
+            400: "Bad request: a bad uuid or screenshot_type, or a multipart body without the field `file`",
+            415: "The raw body or the multipart field `file` is not a whole JPEG or PNG image, whatever its "
+            "Content-Type says",
+        },
+    ),
     openapi_extra=_UPLOAD_BODY,
     tags=["ingest"],
 )

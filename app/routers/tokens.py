@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from app.deps import NowDep, SessionDep, SuperadminDep
+from app.deps import AuthFirstRoute, NowDep, SessionDep, SuperadminDep
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.schemas.tokens import TokenCreate, TokenCreated, TokenList
 from app.services import tokens as token_service
 
-router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/tokens", tags=["tokens"], route_class=AuthFirstRoute)
 
 TokenId = Annotated[int, Path(ge=1, lt=2**31)]
 
@@ -21,7 +21,9 @@ TokenId = Annotated[int, Path(ge=1, lt=2**31)]
     operation_id="tokens_create",
     status_code=201,
     response_model=TokenCreated,
-    responses=errors(400, *AUTH_ERRORS),
+    responses=errors(
+        400, *AUTH_ERRORS, described={400: "Bad request: a bad name or role, or a `client_uuid` on a non-device token"}
+    ),
 )
 async def create_token(body: TokenCreate, _: SuperadminDep, session: SessionDep, now: NowDep) -> Response:
     """Create a token; the secret is in this response only."""
@@ -68,9 +70,9 @@ async def list_tokens(_: SuperadminDep, session: SessionDep) -> Response:
     operation_id="tokens_revoke",
     status_code=204,
     response_class=Response,
-    responses=errors(400, *AUTH_ERRORS, 404),
+    responses=errors(400, *AUTH_ERRORS, 404, 409, described={409: "The last live superadmin token cannot be revoked"}),
 )
 async def revoke_token(token_id: TokenId, _: SuperadminDep, session: SessionDep) -> Response:
-    """Revoke a token; it stops working at once."""
+    """Revoke a token; it stops working at once (the last live superadmin token cannot be revoked: 409)."""
     await token_service.revoke_token(session, token_id=token_id)
     return Response(status_code=204)

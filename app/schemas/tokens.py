@@ -20,7 +20,11 @@ class TokenCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, pattern=NO_NUL_PATTERN)
     role: Role
-    client_uuid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    client_uuid: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+        description="Device tokens only: the one display this token may ingest for (400 on other roles).",
+    )
 
 
 class TokenRead(BaseModel):

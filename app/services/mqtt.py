@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,6 +62,54 @@ BATCH_WINDOW_SECONDS = 0.01
 TRANSIENT_ATTEMPTS = 5
 # Stages at which the (test-only) fault hook is called.
 BEFORE_COMMIT, AFTER_COMMIT = "before_commit", "after_commit"
+
+
+# Dropped messages are logged once per reason per interval (the first at once), not once each.
+DROP_LOG_INTERVAL_SECONDS = 10.0
+
+
+class DroppedMessageLog:
+    """Log lines about dropped messages that a flood cannot multiply; the counters stay exact elsewhere.
+
+    The first message dropped for a reason is logged at once, with its topic. Later ones are
+    counted, and at most one line per reason and interval reports how many there were since the
+    last line, with one of their topics as an example.
+    """
+
+    def __init__(
+        self, *, interval: float = DROP_LOG_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._logged_at: dict[str, float] = {}
+        self._pending: dict[str, tuple[int, str]] = {}
+
+    def dropped(self, topic: str, reason: str, *, exc_info: bool = False) -> None:
+        """One message dropped for `reason`."""
+        now = self.clock()
+        if reason not in self._logged_at:
+            self._logged_at[reason] = now
+            logger.warning("dropped MQTT message on %r: %s", topic[:200], reason, exc_info=exc_info)
+            return
+        count, example = self._pending.get(reason, (0, topic))
+        self._pending[reason] = (count + 1, example)
+        self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        """Log the summary of every reason whose interval has passed since its last line."""
+        now = self.clock() if now is None else now
+        for reason, (count, example) in list(self._pending.items()):
+            since = now - self._logged_at[reason]
+            if since >= self.interval:
+                logger.warning(
+                    "dropped %d MQTT messages (%s) in the %.0f s since the last report, e.g. on %r",
+                    count,
+                    reason,
+                    since,
+                    example[:200],
+                )
+                self._logged_at[reason] = now
+                del self._pending[reason]
 
 
 class AbortConnection(Exception):
@@ -106,6 +155,7 @@ class MqttIngest:
         receive_maximum: int = RECEIVE_MAXIMUM,
         batch_window: float = BATCH_WINDOW_SECONDS,
         fault_hook: FaultHook | None = None,
+        dropped_log: DroppedMessageLog | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -116,6 +166,7 @@ class MqttIngest:
         self.receive_maximum = receive_maximum
         self.batch_window = batch_window
         self.fault_hook = fault_hook
+        self.dropped_log = dropped_log or DroppedMessageLog()
         self._subscribed = False
 
     @classmethod
@@ -222,6 +273,7 @@ class MqttIngest:
                 client.ack(item.message)
             client.resume_reading()
             INGEST_BUFFER_DEPTH.set(len(messages))
+            self.dropped_log.flush()
 
     async def _gather(self, messages: aiomqtt.client.MessagesIterator) -> list[Received]:
         """The next batch: wait for one message, then take what arrives within the window.
@@ -249,10 +301,11 @@ class MqttIngest:
         try:
             result = parse_message(topic, payload, settings=self.settings, received_at=self.clock())
         except Exception:  # a parser bug must not stop the loop either
-            logger.exception("MQTT message on %r could not be parsed", topic[:200])
             result = Rejected("unknown", "parse_error")
-        if isinstance(result, Rejected):
-            logger.warning("dropped MQTT message on %r: %s", topic[:200], result.reason)
+            self.dropped_log.dropped(topic, result.reason, exc_info=True)
+        else:
+            if isinstance(result, Rejected):
+                self.dropped_log.dropped(topic, result.reason)
         return Received(message, topic, result, len(payload))
 
     async def _store(self, batch: list[Received]) -> None:

@@ -8,8 +8,10 @@ back and the pruned ones once it committed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import io
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import aiofiles
 import aiofiles.os
+from PIL import Image
 from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -32,6 +35,12 @@ from app.services.unit_of_work import file_effects
 logger = logging.getLogger(__name__)
 
 MEDIA_TYPES = {"jpeg": "image/jpeg", "png": "image/png"}
+_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG"}
+# EOI, and the IEND chunk with its CRC: the last bytes of a whole JPEG or PNG.
+_END_MARKERS = {"jpeg": b"\xff\xd9", "png": b"IEND\xaeB`\x82"}
+# Checking an image costs time in proportion to its size for a PNG (every chunk's CRC); above this
+# many bytes the check runs in a worker thread instead of on the event loop.
+INLINE_CHECK_BYTES = 512 * 1024
 _EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 _TEMP_PREFIX = ".tmp-"
 
@@ -58,16 +67,39 @@ def detect_image_format(data: bytes) -> str | None:
     return None
 
 
+def is_whole_image(data: bytes, image_format: str) -> bool:
+    """Whether `data` is one whole image of `image_format`, from its signature to its last byte.
+
+    Pillow parses the headers (for a JPEG every marker segment up to the image data, for a PNG
+    every chunk with its CRC up to IEND) without decoding the pixels, which would cost a hundred
+    times more; the end marker must be the last bytes, so a truncated image or one with something
+    appended is refused. Anything Pillow raises means "not an image" here.
+    """
+    try:
+        with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[image_format]]) as image:
+            image.verify()
+    except Exception:
+        return False
+    return data.endswith(_END_MARKERS[image_format])
+
+
 def check_screenshot(*, settings: Settings, image: bytes, screenshot_type: str) -> str:
-    """The image's format, or the 400 / 413 / 415 that refuses it."""
+    """The image's format, or the 400 / 413 / 415 that refuses it (the Content-Type is not trusted)."""
     if screenshot_type not in SCREENSHOT_TYPES:
         raise BadRequest(f"Invalid screenshot_type: must be one of {', '.join(SCREENSHOT_TYPES)}")
     if len(image) > settings.MAX_SCREENSHOT_BYTES:
         raise PayloadTooLarge(f"Screenshot too large: at most {settings.MAX_SCREENSHOT_BYTES} bytes")
     image_format = detect_image_format(image)
-    if image_format is None:
-        raise UnsupportedMediaType("Unsupported media type: the screenshot must be a JPEG or PNG image")
+    if image_format is None or not is_whole_image(image, image_format):
+        raise UnsupportedMediaType("Unsupported media type: the screenshot must be a whole JPEG or PNG image")
     return image_format
+
+
+async def check_screenshot_off_loop(*, settings: Settings, image: bytes, screenshot_type: str) -> str:
+    """`check_screenshot`, in a worker thread for an image large enough to hold the event loop up."""
+    if len(image) <= INLINE_CHECK_BYTES:
+        return check_screenshot(settings=settings, image=image, screenshot_type=screenshot_type)
+    return await asyncio.to_thread(check_screenshot, settings=settings, image=image, screenshot_type=screenshot_type)
 
 
 async def write_atomically(directory: Path, filename: str, data: bytes) -> None:
@@ -98,7 +130,7 @@ async def store_screenshot(
     Four statements whatever the history length. A screenshot is a sign of life (`last_alive = now`).
     """
     check_uuid(client_uuid)
-    image_format = check_screenshot(settings=settings, image=image, screenshot_type=screenshot_type)
+    image_format = await check_screenshot_off_loop(settings=settings, image=image, screenshot_type=screenshot_type)
     digest = hashlib.sha256(image).hexdigest()
     # Server-generated name only: nothing the display sent goes into a path.
     filename = f"{uuid.uuid4().hex}.{_EXTENSIONS[image_format]}"

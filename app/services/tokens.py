@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.models import ROLES, ApiToken
 from app.services.ingest import valid_uuid
 
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 # last_used_at is refreshed at most this often, so reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 _BOOTSTRAP_LOCK_ID = 7_140_222
+SUPERADMIN = "superadmin"
+# Binding a token to a display restricts where it may ingest: it means something for devices only.
+BINDABLE_ROLE = "device"
+_LIVE_SUPERADMIN = (col(ApiToken.role) == SUPERADMIN) & col(ApiToken.revoked).is_(False)
 
 
 def hash_secret(secret: str) -> str:
@@ -53,6 +58,9 @@ async def create_token(
         raise BadRequest(f"Invalid role: {role}. Must be one of {', '.join(ROLES)}")
     if client_uuid is not None and not valid_uuid(client_uuid):
         raise BadRequest("Invalid client uuid")
+    if client_uuid is not None and role != BINDABLE_ROLE:
+        # A bound token may ingest for its display only; no other role's rights depend on a display.
+        raise BadRequest(f"Only {BINDABLE_ROLE} tokens can be bound to a client_uuid")
     secret = secret or new_secret()
     token = ApiToken(name=name, role=role, client_uuid=client_uuid, token_hash=hash_secret(secret), created_at=now)
     session.add(token)
@@ -65,24 +73,49 @@ async def list_tokens(session: AsyncSession) -> Sequence[ApiToken]:
 
 
 async def revoke_token(session: AsyncSession, *, token_id: int) -> ApiToken:
+    """Revoke a token; the last live superadmin token is refused (409): nobody could manage tokens then.
+
+    The check and the revocation are one conditional UPDATE, so two revocations at once cannot each
+    leave one superadmin for the other and end with none: on PostgreSQL the live superadmin rows are
+    locked first (the second revocation waits, then counts again); SQLite writes one at a time.
+    """
     token = await session.get(ApiToken, token_id)
     if token is None:
         raise NotFound("Token not found")
-    token.revoked = True
-    await session.flush()
+    if token.role != SUPERADMIN or token.revoked:
+        token.revoked = True
+        await session.flush()
+        return token
+    await session.execute(select(col(ApiToken.id)).where(_LIVE_SUPERADMIN).with_for_update())
+    others_left = (
+        select(func.count()).select_from(ApiToken).where(_LIVE_SUPERADMIN, col(ApiToken.id) != token_id)
+    ).scalar_subquery()
+    revoked = await session.execute(
+        update(ApiToken)
+        .where(col(ApiToken.id) == token_id, others_left > 0)
+        .values(revoked=True)
+        .execution_options(synchronize_session=False)
+    )
+    if revoked.rowcount == 0:  # type: ignore[attr-defined]
+        raise Conflict("Cannot revoke the last live superadmin token")
+    set_committed_value(token, "revoked", True)
     return token
 
 
-async def authenticate(session: AsyncSession, *, secret: str, now: datetime) -> ApiToken | None:
-    """The live token for this secret, or None (unknown or revoked)."""
+async def find_live_token(session: AsyncSession, *, secret: str) -> ApiToken | None:
+    """The live token for this secret, or None (unknown or revoked): one indexed lookup, no write."""
     token = (
         await session.execute(select(ApiToken).where(col(ApiToken.token_hash) == hash_secret(secret)))
     ).scalar_one_or_none()
     if token is None or token.revoked:
         return None
+    return token
+
+
+def record_use(token: ApiToken, *, now: datetime) -> None:
+    """Refresh `last_used_at`, at most once per `LAST_USED_RESOLUTION` (written with the request's commit)."""
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         token.last_used_at = now
-    return token
 
 
 async def ensure_bootstrap_token(

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import col
 
 from app.models import Client
-from app.services.mqtt import BEFORE_COMMIT, Received
+from app.services.mqtt import BEFORE_COMMIT, DROP_LOG_INTERVAL_SECONDS, DroppedMessageLog, Received
 from app.services.mqtt_topics import LogLine, Parsed
 from app.state import AppState
 from tests.mqtt.conftest import Publisher, ServiceFactory, logs_of, wait_for_log
@@ -45,6 +45,15 @@ def storm() -> list[tuple[str, bytes | str, str, str]]:
         (f"{UUID}/screenshot", json.dumps({"image": "!!! not base64 !!!"}), "screenshot", "bad_base64"),
         (f"{UUID}/screenshot", json.dumps({"image": b64(b"GIF89a" + bytes(40))}), "screenshot", "not_an_image"),
         (f"{UUID}/screenshot", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "screenshot", "not_an_image"),
+        (f"{UUID}/screenshot", b"\xff\xd8\xff<script>alert(1)</script>", "screenshot", "not_an_image"),
+        (f"{UUID}/screenshot", make_image("JPEG")[:-40], "screenshot", "not_an_image"),
+        (f"{UUID}/screenshot", json.dumps({"image": b64(make_image("PNG")[:-20])}), "screenshot", "not_an_image"),
+        (
+            f"{UUID}/dashboard",
+            json.dumps({"screenshot": {"data": b64(make_image("PNG") + b"<html>")}}),
+            "dashboard",
+            "not_an_image",
+        ),
         (f"{UUID}/screenshot", big_png, "screenshot", "too_large"),
         (f"{UUID}/screenshot", json.dumps({"image": b64(big_png)}), "screenshot", "too_large"),
         (f"{UUID}/dashboard", json.dumps({"screenshot": {"data": b64(big_png)}}), "dashboard", "too_large"),
@@ -88,7 +97,8 @@ class TestMalformedStorm:
         for key, amount in expected.items():
             assert counted(*key) == before[key] + amount, key
         dropped = [record for record in caplog.records if record.getMessage().startswith("dropped MQTT message")]
-        assert len(dropped) == len(messages)  # logged once each, with the topic
+        # The first message of each reason is logged at once, with its topic; the rest are summed up later.
+        assert len(dropped) == len({reason for _, _, _, reason in messages})
         assert all(state.settings.MQTT_TOPIC_PREFIX in record.getMessage() for record in dropped)
         async with state.session_factory() as session:
             uuids = (await session.execute(select(col(Client.uuid)))).scalars().all()
@@ -97,6 +107,55 @@ class TestMalformedStorm:
         # No stray file: nothing written for a refused screenshot, no temporary left behind.
         assert files_in(state.settings.screenshots_dir) == set()
         assert not (state.settings.DATA_DIR / "heartbeat").exists()
+
+
+FLOOD = 500
+
+
+class TestMalformedFlood:
+    async def test_a_flood_is_counted_exactly_and_logged_in_a_handful_of_lines(
+        self,
+        backend: str,
+        state: AppState,
+        service_factory: ServiceFactory,
+        publisher: Publisher,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        monotonic = FakeMonotonic()
+        await service_factory(dropped_log=DroppedMessageLog(clock=monotonic))
+        before = (counted("heartbeat", "bad_json"), counted("status", "unknown_status"))
+        with caplog.at_level(logging.WARNING, logger="app.services.mqtt"):
+            for number in range(FLOOD):
+                if number % 2:
+                    await publisher.publish(f"{UUID}/heartbeat", b"{not json %d" % number)
+                else:
+                    await publisher.publish(f"{UUID}/status", b"sideways")
+            await publisher.publish(f"{UUID}/logs/error", "still alive")
+            await wait_for_log(state, UUID, "still alive")
+            during = [record.getMessage() for record in caplog.records if "dropped" in record.getMessage()]
+            # The interval passes: the next batch reports what was held back, one line per reason.
+            monotonic.now += DROP_LOG_INTERVAL_SECONDS
+            await publisher.publish(f"{UUID}/logs/error", "later")
+            await wait_for_log(state, UUID, "later")
+
+        assert (counted("heartbeat", "bad_json"), counted("status", "unknown_status")) == (
+            before[0] + FLOOD // 2,
+            before[1] + FLOOD // 2,
+        )
+        assert len(during) == 2, during  # the first of each reason, at once
+        lines = [record.getMessage() for record in caplog.records if "dropped" in record.getMessage()]
+        assert len(lines) == 4, lines
+        assert any(line.startswith(f"dropped {FLOOD // 2 - 1} MQTT messages (bad_json)") for line in lines), lines
+        assert any(line.startswith(f"dropped {FLOOD // 2 - 1} MQTT messages (unknown_status)") for line in lines)
+        assert all(state.settings.MQTT_TOPIC_PREFIX in line for line in lines)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def _has_log(items: Sequence[Received], message: str) -> bool:

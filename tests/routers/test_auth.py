@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -332,3 +333,66 @@ class TestTokenManagement:
         assert response.status_code == 400
         assert "error" in response.json()
         assert len((await client.get("/api/tokens", headers=superadmin)).json()["tokens"]) == 1
+
+
+class TestLastSuperadmin:
+    async def test_revoking_the_last_live_superadmin_is_409(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str]
+    ) -> None:
+        response = await client.delete("/api/tokens/1", headers=superadmin)
+        assert response.status_code == 409
+        assert response.json() == {"error": "Cannot revoke the last live superadmin token"}
+        assert (await client.get("/api/tokens", headers=superadmin)).json()["tokens"][0]["revoked"] is False
+
+    async def test_a_superadmin_can_go_while_another_is_live(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str]
+    ) -> None:
+        second = (
+            await client.post("/api/tokens", json={"name": "s2", "role": "superadmin"}, headers=superadmin)
+        ).json()
+        assert (await client.delete(f"/api/tokens/{second['id']}", headers=superadmin)).status_code == 204
+        # The revoked one no longer counts: the first is the last live one again.
+        assert (await client.delete("/api/tokens/1", headers=superadmin)).status_code == 409
+        other = (await client.post("/api/tokens", json={"name": "s3", "role": "superadmin"}, headers=superadmin)).json()
+        assert (await client.delete("/api/tokens/1", headers=bearer(other["token"]))).status_code == 204
+        assert_not_authenticated(await client.get("/api/tokens", headers=superadmin))
+        assert (await client.delete(f"/api/tokens/{other['id']}", headers=bearer(other["token"]))).status_code == 409
+
+    async def test_two_revocations_at_once_leave_one_superadmin(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str]
+    ) -> None:
+        second = (
+            await client.post("/api/tokens", json={"name": "s2", "role": "superadmin"}, headers=superadmin)
+        ).json()
+        answers = await asyncio.gather(
+            client.delete("/api/tokens/1", headers=bearer(second["token"])),
+            client.delete(f"/api/tokens/{second['id']}", headers=superadmin),
+        )
+        assert sorted(response.status_code for response in answers) == [204, 409], [r.text for r in answers]
+
+    async def test_revoking_an_already_revoked_superadmin_is_204(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str]
+    ) -> None:
+        second = (
+            await client.post("/api/tokens", json={"name": "s2", "role": "superadmin"}, headers=superadmin)
+        ).json()
+        assert (await client.delete(f"/api/tokens/{second['id']}", headers=superadmin)).status_code == 204
+        assert (await client.delete(f"/api/tokens/{second['id']}", headers=superadmin)).status_code == 204
+
+
+class TestBinding:
+    @pytest.mark.parametrize("role", ["user", "editor", "admin", "superadmin"])
+    async def test_only_device_tokens_can_be_bound(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str], role: str
+    ) -> None:
+        body = {"name": "t", "role": role, "client_uuid": "disp-1"}
+        response = await client.post("/api/tokens", json=body, headers=superadmin)
+        assert response.status_code == 400
+        assert response.json() == {"error": "Only device tokens can be bound to a client_uuid"}
+        assert len((await client.get("/api/tokens", headers=superadmin)).json()["tokens"]) == 1
+
+    async def test_a_device_token_can_be_bound(self, client: httpx.AsyncClient, superadmin: dict[str, str]) -> None:
+        body = {"name": "t", "role": "device", "client_uuid": "disp-1"}
+        response = await client.post("/api/tokens", json=body, headers=superadmin)
+        assert response.status_code == 201
+        assert response.json()["client_uuid"] == "disp-1"

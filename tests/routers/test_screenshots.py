@@ -107,6 +107,43 @@ class TestUpload:
         assert "error" in response.json()
         assert files_in(state.settings.screenshots_dir) == set()
 
+    @pytest.mark.parametrize(
+        "body",
+        [b"\xff\xd8\xff<script>alert(1)</script>", JPEG[:-10], PNG[:-10], PNG + b"<script>alert(1)</script>"],
+        ids=["signature-then-script", "truncated-jpeg", "truncated-png", "png-then-script"],
+    )
+    async def test_a_signature_in_front_of_something_else_is_415(
+        self, backend: str, client: httpx.AsyncClient, device: dict[str, str], state: AppState, body: bytes
+    ) -> None:
+        raw = await upload(client, device, body)
+        multipart = await client.post(
+            f"/api/clients/{UUID}/screenshot", files={"file": ("x.jpg", body, "image/jpeg")}, headers=device
+        )
+        for response in (raw, multipart):
+            assert response.status_code == 415
+            assert response.json() == {
+                "error": "Unsupported media type: the screenshot must be a whole JPEG or PNG image"
+            }
+        assert files_in(state.settings.screenshots_dir) == set()
+        assert (await client.get(f"/screenshots/{UUID}", headers=device)).status_code in (403, 404)
+
+    async def test_images_and_every_other_answer_say_nosniff(
+        self, backend: str, client: httpx.AsyncClient, device: dict[str, str], user: dict[str, str]
+    ) -> None:
+        await uploaded(client, device, PNG)
+        answers = [
+            await client.get(f"/screenshots/{UUID}", headers=user),
+            await client.get(f"/screenshots/{UUID}/priority", headers=user),
+            await client.get(f"/api/clients/{UUID}/screenshots", headers=user),
+            await client.get("/screenshots/nobody", headers=user),
+            await client.get("/healthz"),
+            await client.get("/nowhere"),
+            await upload(client, device, b"not an image"),
+        ]
+        assert answers[0].headers["content-type"] == "image/png"
+        for response in answers:
+            assert response.headers["x-content-type-options"] == "nosniff", response.request.url
+
     async def test_multipart_non_image_is_415(
         self, backend: str, client: httpx.AsyncClient, device: dict[str, str]
     ) -> None:

@@ -19,8 +19,10 @@ from sqlmodel import col
 from app.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from app.models import Client, Screenshot
 from app.services.screenshots import (
+    INLINE_CHECK_BYTES,
     StoredScreenshot,
     detect_image_format,
+    is_whole_image,
     store_screenshot,
     write_atomically,
 )
@@ -96,6 +98,70 @@ class TestDetectImageFormat:
     def test_gif_and_webp_are_refused(self) -> None:
         for image_format in ("GIF", "WEBP"):
             assert detect_image_format(make_image(image_format)) is None
+
+
+def png_with_bad_crc() -> bytes:
+    data = bytearray(make_image("PNG"))
+    data[29] ^= 0xFF  # the IHDR chunk's CRC (8 bytes of signature, 4 length, 4 type, 13 data)
+    return bytes(data)
+
+
+class TestWholeImage:
+    @pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+    def test_a_whole_image_passes(self, image_format: str) -> None:
+        for image in (make_image(image_format), make_image(image_format, size=640), make_noise_png(64)):
+            image_kind = detect_image_format(image)
+            assert image_kind is not None
+            assert is_whole_image(image, image_kind)
+
+    @pytest.mark.parametrize(
+        ("data", "image_format"),
+        [
+            (b"\xff\xd8\xff<script>alert(document.cookie)</script>", "jpeg"),
+            (b"\xff\xd8\xff<script>alert(1)</script>\xff\xd9", "jpeg"),
+            (b"\x89PNG\r\n\x1a\n<html><script>alert(1)</script></html>", "png"),
+            (make_image("JPEG", size=64)[:-100], "jpeg"),
+            (make_image("JPEG")[:-2], "jpeg"),
+            (make_image("PNG", size=64)[:-30], "png"),
+            (make_image("PNG")[:-1], "png"),
+            (make_image("JPEG") + b"<script>alert(1)</script>", "jpeg"),
+            (make_image("PNG") + b"<script>alert(1)</script>", "png"),
+            (png_with_bad_crc(), "png"),
+            (make_image("PNG"), "jpeg"),
+        ],
+        ids=[
+            "jpeg-signature-then-script",
+            "jpeg-signature-script-eoi",
+            "png-signature-then-html",
+            "truncated-jpeg",
+            "jpeg-without-eoi",
+            "truncated-png",
+            "png-without-its-last-byte",
+            "jpeg-then-script",
+            "png-then-script",
+            "png-bad-crc",
+            "png-as-jpeg",
+        ],
+    )
+    def test_anything_else_is_refused(self, data: bytes, image_format: str) -> None:
+        assert not is_whole_image(data, image_format)
+
+    async def test_a_truncated_image_is_415_and_writes_nothing(
+        self, backend: str, state: AppState, clock: Clock
+    ) -> None:
+        with pytest.raises(UnsupportedMediaType):
+            await store(state, clock, make_image("JPEG", size=64)[:-100])
+        assert files_in(state.settings.screenshots_dir) == set()
+
+    async def test_a_large_png_is_checked_off_the_event_loop_and_stored(
+        self, backend: str, state: AppState, clock: Clock
+    ) -> None:
+        large = make_noise_png(600)
+        assert len(large) > INLINE_CHECK_BYTES
+        stored = await store(state, clock, large)
+        assert stored.hash == hashlib.sha256(large).hexdigest()
+        with pytest.raises(UnsupportedMediaType):
+            await store(state, clock, large[:-1000])
 
 
 class TestValidation:
