@@ -136,7 +136,9 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 @pytest.fixture
 async def live(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client on the live server, as the superadmin; room for 32 concurrent requests."""
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    # Idle connections expire on the client first: uvicorn closes a keep-alive connection after 5 s, and a
+    # request sent on it just then gets "Server disconnected without sending a response".
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
     async with httpx.AsyncClient(
         base_url=live_server.url,
         headers={"Authorization": f"Bearer {SUPERADMIN_SECRET}"},
