@@ -23,6 +23,7 @@ from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
+from app.services.screen_analysis_worker import start_screen_analysis
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     now=state.now(),
                 )
             start_retention_task(state)
+            if settings.SCREEN_ANALYSIS_ENABLED:
+                await start_screen_analysis(state)
             if settings.MQTT_ENABLED:
                 # Connects in the background: a broker that is down never blocks start-up.
                 start_mqtt_ingest(state)

@@ -23,7 +23,6 @@ from sqlmodel import Field, SQLModel
 LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG")
 PROCESS_STATUSES = ("running", "crashed", "starting", "stopped")
 SCREEN_HEALTH_STATUSES = ("OK", "BLACK", "FROZEN", "UNKNOWN")
-SCREEN_ANALYSES = ("OK", "BLACK", "FROZEN")
 SCREENSHOT_TYPES = ("periodic", "event_start", "event_stop")
 PRIORITY_SCREENSHOT_TYPES = ("event_start", "event_stop")
 ROLES = ("device", "user", "editor", "admin", "superadmin")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
+from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, StateDep, UserDep
 from app.errors import BadRequest
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
@@ -91,6 +91,7 @@ async def upload_screenshot(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
+    state: StateDep,
     screenshot_type: Annotated[ScreenshotType, Query(description="periodic, event_start or event_stop")] = "periodic",
 ) -> Response:
     """A display's screenshot: a raw JPEG/PNG body or the multipart field `file`."""
@@ -111,6 +112,8 @@ async def upload_screenshot(
         await service.delete_files(settings.screenshots_dir, [stored.written_file])
         raise
     await service.delete_files(settings.screenshots_dir, stored.files_to_delete)
+    # Screen analysis (SPEC §14): after the commit, never awaited by the upload.
+    state.analysis.submit(client_uuid)
     return json_response(
         {"hash": stored.hash, "screenshot_type": stored.screenshot_type, "received_at": stored.received_at},
         status_code=202,
@@ -209,6 +212,7 @@ async def history(client_uuid: str, _: UserDep, session: SessionDep) -> Response
             "hash": row.hash,
             "size": row.size,
             "url": f"/screenshots/{client_uuid}/history/{row.id}",
+            "analysis": row.analysis,
         }
         for row in rows
     ]

@@ -42,7 +42,8 @@ from app.config import Settings
 from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
 from app.services.mqtt_batch import FileChanges, apply_actions
 from app.services.mqtt_client import IngestClient
-from app.services.mqtt_topics import Action, Parsed, Rejected, parse_message, subscription_filters
+from app.services.mqtt_topics import Action, Parsed, Rejected, ScreenshotUpload, parse_message, subscription_filters
+from app.services.screen_analysis_queue import AnalysisQueue
 from app.services.screenshots import delete_files
 from app.state import AppState, MqttState
 
@@ -105,6 +106,7 @@ class MqttIngest:
         receive_maximum: int = RECEIVE_MAXIMUM,
         batch_window: float = BATCH_WINDOW_SECONDS,
         fault_hook: FaultHook | None = None,
+        analysis: AnalysisQueue | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -115,6 +117,7 @@ class MqttIngest:
         self.receive_maximum = receive_maximum
         self.batch_window = batch_window
         self.fault_hook = fault_hook
+        self.analysis = analysis or AnalysisQueue()
         self._subscribed = False
 
     @classmethod
@@ -124,6 +127,7 @@ class MqttIngest:
             session_factory=state.session_factory,
             clock=state.now,
             mqtt_state=state.mqtt,
+            analysis=state.analysis,
             **options,  # type: ignore[arg-type]
         )
 
@@ -306,6 +310,8 @@ class MqttIngest:
             await delete_files(directory, files.written)
             raise
         await delete_files(directory, files.to_delete)
+        # Screen analysis (SPEC §14): after the commit, never awaited by the batch.
+        self.analysis.submit_all(action.client_uuid for action in actions if isinstance(action, ScreenshotUpload))
 
     async def _database_answers(self) -> bool:
         try:

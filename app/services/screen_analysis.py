@@ -19,13 +19,14 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 from PIL import Image
 
-Analysis = Literal["OK", "BLACK", "FROZEN"]
-ANALYSES: tuple[Analysis, ...] = ("OK", "BLACK", "FROZEN")
+from app.schemas.screenshots import ScreenAnalysis as Analysis
+
+ANALYSES: tuple[Analysis, ...] = get_args(Analysis)
 # The reasons of SPEC §12 that a detected screen health gives (an OK screen gives none).
 REASONS: dict[Analysis, str | None] = {"OK": None, "BLACK": "screen_black", "FROZEN": "screen_frozen"}
 
@@ -81,7 +82,7 @@ class Previous:
 
 def _grey(data: bytes) -> Image.Image:
     """The image as 8-bit grey, about `ANALYSIS_WIDTH` wide, decoded as little as possible."""
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     # JPEG: decode only the luma, at 1/2, 1/4 or 1/8 scale (DCT scaling); a no-op for PNG.
     image.draft("L", (ANALYSIS_WIDTH, max(1, image.height * ANALYSIS_WIDTH // max(1, image.width))))
     if image.mode not in ("L", "RGB", "RGBA"):

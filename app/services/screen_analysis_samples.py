@@ -19,7 +19,8 @@ from functools import cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from app.services.screen_analysis import Analysis, Measurements, Previous, classify, measure
+from app.schemas.screenshots import ScreenAnalysis as Analysis
+from app.services.screen_analysis import Measurements, Previous, classify, measure
 
 SIZE_1080P = (1920, 1080)
 WORDS = (
