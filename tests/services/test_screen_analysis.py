@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.config import SettingsError, load_settings
 from app.services.screen_analysis import (
     HASH_GRID,
     THRESHOLDS,
@@ -76,6 +77,19 @@ class TestThresholds:
             same_cell_diff_max=8.0,
         )
         assert HASH_GRID == (32, 18)
+
+
+class TestSettings:
+    def test_defaults(self) -> None:
+        settings = load_settings(_env_file=None)
+        assert settings.SCREEN_ANALYSIS_ENABLED is True
+        assert settings.FROZEN_AFTER_SCREENSHOTS == 3
+        assert settings.SCREEN_ANALYSIS_BACKLOG == 10_000
+
+    @pytest.mark.parametrize(("name", "value"), [("FROZEN_AFTER_SCREENSHOTS", "1"), ("SCREEN_ANALYSIS_BACKLOG", "0")])
+    def test_values_out_of_range_name_the_variable(self, name: str, value: str) -> None:
+        with pytest.raises(SettingsError, match=name):
+            load_settings(_env_file=None, **{name: value})
 
 
 class TestBlackOnTheSet:
