@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
 from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, StateDep, UserDep
@@ -92,6 +92,7 @@ async def upload_screenshot(
     settings: SettingsDep,
     now: NowDep,
     state: StateDep,
+    background: BackgroundTasks,
     screenshot_type: Annotated[ScreenshotType, Query(description="periodic, event_start or event_stop")] = "periodic",
 ) -> Response:
     """A display's screenshot: a raw JPEG/PNG body or the multipart field `file`."""
@@ -112,8 +113,8 @@ async def upload_screenshot(
         await service.delete_files(settings.screenshots_dir, [stored.written_file])
         raise
     await service.delete_files(settings.screenshots_dir, stored.files_to_delete)
-    # Screen analysis (SPEC §14): after the commit, never awaited by the upload.
-    state.analysis.submit(client_uuid)
+    # Screen analysis (SPEC §14): queued once the answer is sent, so after the commit; never awaited here.
+    background.add_task(state.analysis.submit, client_uuid)
     return json_response(
         {"hash": stored.hash, "screenshot_type": stored.screenshot_type, "received_at": stored.received_at},
         status_code=202,
