@@ -94,7 +94,7 @@ async def render(state: AppState) -> bytes:
         "Displays whose latest screenshot waits for screen analysis in this process.",
         registry=scrape,
     )
-    backlog.set(len(state.analysis))
+    backlog.set(state.analysis.depth)
     rules = Rules(
         grace_seconds=state.settings.heartbeat_grace_seconds,
         priority_ttl_seconds=state.settings.PRIORITY_SCREENSHOT_TTL_SECONDS,

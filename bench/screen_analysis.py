@@ -149,7 +149,7 @@ async def worker_throughput(displays: int) -> dict[str, Any]:
             )
             wall, cpu_started = time.perf_counter(), time.process_time()
             await worker.resume()
-            while len(queue):
+            while queue.depth:
                 await worker.analyse_latest(await queue.take())
             assert worker.analysed == displays
             elapsed, cpu_used = time.perf_counter() - wall, time.process_time() - cpu_started

@@ -117,7 +117,7 @@ class MqttIngest:
         self.receive_maximum = receive_maximum
         self.batch_window = batch_window
         self.fault_hook = fault_hook
-        self.analysis = analysis if analysis is not None else AnalysisQueue()
+        self.analysis = analysis or AnalysisQueue()
         self._subscribed = False
 
     @classmethod

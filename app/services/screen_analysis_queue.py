@@ -27,7 +27,9 @@ class AnalysisQueue:
         self._pending: dict[str, None] = {}
         self._ready = asyncio.Event()
 
-    def __len__(self) -> int:
+    @property
+    def depth(self) -> int:
+        """Displays waiting (the `/metrics` backlog gauge)."""
         return len(self._pending)
 
     def submit(self, client_uuid: str) -> None:

@@ -228,9 +228,9 @@ class TestQueue:
     async def test_one_entry_per_display_oldest_first(self) -> None:
         queue = AnalysisQueue(capacity=10, enabled=True)
         queue.submit_all(["a", "b", "a", "c", "b"])
-        assert len(queue) == 3
+        assert queue.depth == 3
         assert [await queue.take(), await queue.take(), await queue.take()] == ["a", "b", "c"]
-        assert len(queue) == 0
+        assert queue.depth == 0
 
     async def test_full_backlog_drops_the_oldest_display(self) -> None:
         queue = AnalysisQueue(capacity=2, enabled=True)
@@ -241,4 +241,4 @@ class TestQueue:
     async def test_disabled_queue_takes_nothing(self) -> None:
         queue = AnalysisQueue()
         queue.submit("a")
-        assert len(queue) == 0
+        assert queue.depth == 0
