@@ -7,6 +7,10 @@
 - CPU: process time of `measure` (decode, statistics, hash) per 1080p JPEG and PNG screenshot.
 - Worker: the production worker on a SQLite database, draining a backlog of displays each with a
   new 1080p screenshot (as at start-up): analyses per second, with reading the files and the statements.
+- Ingest with analysis on and off: the app (in this process, PostgreSQL, its own Mosquitto) stores
+  100 KB JPEG screenshots that 4 publisher processes send for 200 displays (the ingest benchmark's
+  publishers); screenshots/s from the first publish to the last row stored, and how long the
+  analysis of every display's latest screenshot takes after that.
 
 Results: bench/results/screen-analysis-<time>.json and .md, plus latest-screen-analysis.json/.md.
 """
@@ -27,6 +31,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import text
 
 from app.config import Settings
 from app.main import create_app
@@ -43,7 +48,8 @@ from app.services.screen_analysis_samples import (
 from app.services.screen_analysis_worker import ScreenAnalysisWorker
 from app.services.screenshots import store_screenshot
 from app.state import AppState
-from bench.common import RESULTS_DIR, log, machine_info
+from bench.common import RESULTS_DIR, log, machine_info, pg_admin, pg_url
+from bench.ingest import CLIENTS, Broker, publish
 
 FROZEN_AFTER = 3
 
@@ -163,34 +169,118 @@ async def worker_throughput(displays: int) -> dict[str, Any]:
     }
 
 
-def markdown(results: dict[str, Any]) -> str:
-    acc, cost, worker = results["accuracy"], results["cpu"], results["worker"]
+INGEST_DATABASE = "monitor_bench_screen_analysis"
+
+
+async def _wait(predicate: Any, *, within: float = 300.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def ingest_screenshots(total: int, *, analysis: bool) -> dict[str, Any]:
+    """MQTT screenshot ingest through the real app with screen analysis on or off."""
+    await pg_admin(f'DROP DATABASE IF EXISTS "{INGEST_DATABASE}" WITH (FORCE)')
+    await pg_admin(f'CREATE DATABASE "{INGEST_DATABASE}"')
+    broker = Broker()
+    broker.start()
+    run = f"sa{int(time.time())}{int(analysis)}"
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            settings = Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                DATABASE_URL=pg_url(INGEST_DATABASE, driver="asyncpg"),
+                DATA_DIR=Path(directory),
+                MQTT_ENABLED=True,
+                MQTT_HOST="127.0.0.1",
+                MQTT_PORT=broker.port,
+                MQTT_TOPIC_PREFIX=run,
+                MQTT_CLIENT_ID=f"monitor-{run}",
+                SCREEN_ANALYSIS_ENABLED=analysis,
+                LOG_LEVEL="WARNING",
+                INITIAL_SUPERADMIN_TOKEN="bench-screen-analysis-0123456789abcdef",
+            )
+            app = create_app(settings)
+            async with app.router.lifespan_context(app):
+                state: AppState = app.state.monitor
+
+                async def scalar(sql: str) -> int:
+                    async with state.session_factory() as session:
+                        return int((await session.execute(text(sql))).scalar_one())
+
+                async def connected() -> bool:
+                    return state.mqtt.connected
+
+                await _wait(connected, within=60)
+                started: list[float] = []
+                publishing = asyncio.get_running_loop().run_in_executor(
+                    None, publish, broker.port, run, "screenshot", total, 4, run, started
+                )
+
+                async def stored() -> bool:
+                    return await scalar("SELECT count(*) FROM screenshots") >= total
+
+                complete = await _wait(stored)
+                stored_at = time.perf_counter()
+                await publishing
+                unanalysed_latest = (
+                    "SELECT count(*) FROM clients JOIN screenshots ON screenshots.id = clients.latest_screenshot_id"
+                    " WHERE screenshots.analysis IS NULL"
+                )
+                backlog_at_end = await scalar(unanalysed_latest)
+
+                async def analysed() -> bool:
+                    return await scalar(unanalysed_latest) == 0
+
+                drained = await _wait(analysed) if analysis else False
+                drained_at = time.perf_counter()
+                analysed_rows = await scalar("SELECT count(*) FROM screenshots WHERE analysis IS NOT NULL")
+    finally:
+        broker.stop()
+        await pg_admin(f'DROP DATABASE IF EXISTS "{INGEST_DATABASE}" WITH (FORCE)')
+    elapsed = stored_at - started[0]
+    return {
+        "analysis": analysis,
+        "screenshots": total,
+        "displays": CLIENTS,
+        "all_stored": complete,
+        "screenshots_per_s": round(total / elapsed, 1),
+        "unanalysed_latest_when_all_stored": backlog_at_end,
+        "analysed_screenshots": analysed_rows,
+        "latest_analysed_s_after_last_stored": round(drained_at - stored_at, 2) if drained else None,
+    }
+
+
+def _accuracy_lines(acc: dict[str, Any]) -> list[str]:
+    black = acc["black_on_images"]
     lines = [
-        f"# Screen analysis ({results['mode']}, {results['started_at']})",
-        "",
-        f"Machine: {results['machine'].get('cpu')}, {results['machine'].get('cores')} cores.",
-        "",
         f"## Accuracy (generated set, 1080p, FROZEN_AFTER_SCREENSHOTS={FROZEN_AFTER})",
         "",
         "| set | class | support | predicted | precision | recall |",
         "| --- | --- | --- | --- | --- | --- |",
-    ]
-    black = acc["black_on_images"]
-    lines.append(
         f"| {acc['images']} single screenshots | BLACK | {black['support']} | {black['predicted']} |"
-        f" {black['precision']} | {black['recall']} |"
-    )
+        f" {black['precision']} | {black['recall']} |",
+    ]
     for label, scores in acc["sequences"].items():
         lines.append(
             f"| {acc['sequence_screenshots']} screenshots in sequences | {label} | {scores['support']} |"
             f" {scores['predicted']} | {scores['precision']} | {scores['recall']} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         f"Dark but real content called BLACK: {acc['dark_real_called_black']} of {acc['dark_real']}"
         f" ({acc['dark_real_called_black_share']}). Static slides (no event change) called FROZEN:"
         f" {acc['static_slide_called_frozen']} of {acc['static_slide_screenshots']}.",
         "",
+    ]
+
+
+def _cpu_lines(cost: dict[str, Any]) -> list[str]:
+    lines = [
         "## CPU per screenshot (`measure`: decode, statistics, perceptual hash)",
         "",
         "| image | n | mean KB | mean ms | p50 ms | p95 ms |",
@@ -200,8 +290,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {row['n']} | {row['mean_kb']} | {row['mean_ms']} | {row['p50_ms']} | {row['p95_ms']} |"
         )
-    lines += [
-        "",
+    return [*lines, ""]
+
+
+def _worker_lines(worker: dict[str, Any]) -> list[str]:
+    return [
         "## Worker (SQLite, the production worker draining a backlog)",
         "",
         f"{worker['displays']} displays with a new {worker['mean_kb']} KB 1080p JPEG each: drained in"
@@ -210,12 +303,48 @@ def markdown(results: dict[str, Any]) -> str:
         f" {worker['needed_per_s_for_2000_displays_every_5_min']}/s).",
         "",
     ]
+
+
+def _ingest_lines(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "## MQTT screenshot ingest with analysis off and on (PostgreSQL)",
+        "",
+        "| analysis | screenshots | screenshots/s | latest unanalysed when all stored | analysed rows |"
+        " latest all analysed after (s) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {'on' if row['analysis'] else 'off'} | {row['screenshots']} | {row['screenshots_per_s']} |"
+            f" {row['unanalysed_latest_when_all_stored']} | {row['analysed_screenshots']} |"
+            f" {row['latest_analysed_s_after_last_stored']} |"
+        )
+    return [*lines, ""]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Screen analysis ({results['mode']}, {results['started_at']})",
+        "",
+        f"Machine: {results['machine'].get('cpu')}, {results['machine'].get('cores')} cores.",
+        "",
+    ]
+    if "accuracy" in results:
+        lines += _accuracy_lines(results["accuracy"])
+    if "cpu" in results:
+        lines += _cpu_lines(results["cpu"])
+    if "worker" in results:
+        lines += _worker_lines(results["worker"])
+    if "ingest" in results:
+        lines += _ingest_lines(results["ingest"])
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.screen_analysis", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller set (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="a smaller set (about two minutes)")
+    parser.add_argument("--only-ingest", action="store_true", help="only the MQTT ingest with analysis off and on")
+    parser.add_argument("--no-ingest", action="store_true", help="skip the MQTT ingest (no PostgreSQL or Mosquitto)")
     return parser.parse_args(argv)
 
 
@@ -228,16 +357,23 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
     }
-    log("screen analysis: accuracy on the generated set")
-    results["accuracy"] = accuracy(per_kind=15 if args.quick else 40, sequences_per_kind=8 if args.quick else 25)
-    log("screen analysis: CPU per screenshot")
-    results["cpu"] = cpu(per_kind=4 if args.quick else 10, rounds=3)
-    log("screen analysis: worker throughput")
-    results["worker"] = asyncio.run(worker_throughput(100 if args.quick else 500))
+    if not args.only_ingest:
+        log("screen analysis: accuracy on the generated set")
+        results["accuracy"] = accuracy(per_kind=15 if args.quick else 40, sequences_per_kind=8 if args.quick else 25)
+        log("screen analysis: CPU per screenshot")
+        results["cpu"] = cpu(per_kind=4 if args.quick else 10, rounds=3)
+        log("screen analysis: worker throughput")
+        results["worker"] = asyncio.run(worker_throughput(100 if args.quick else 500))
+    if not args.no_ingest:
+        results["ingest"] = []
+        for analysis in (False, True):
+            log(f"screen analysis: MQTT screenshot ingest, analysis {'on' if analysis else 'off'}")
+            results["ingest"].append(asyncio.run(ingest_screenshots(600 if args.quick else 3000, analysis=analysis)))
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    for name in (f"screen-analysis-{mode}-{stamp}", "latest-screen-analysis"):
+    names = [f"screen-analysis-{mode}-{stamp}"] + ([] if args.only_ingest else ["latest-screen-analysis"])
+    for name in names:
         (RESULTS_DIR / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
         (RESULTS_DIR / f"{name}.md").write_text(markdown(results))
     print(markdown(results))
