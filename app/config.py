@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     SCREENSHOT_HISTORY_PER_CLIENT: int = Field(default=20, ge=1)
     LOG_RETENTION_DAYS: int = Field(default=30, ge=1)
 
+    SCREEN_ANALYSIS_ENABLED: bool = True
+    FROZEN_AFTER_SCREENSHOTS: int = Field(default=3, ge=2)
+    SCREEN_ANALYSIS_BACKLOG: int = Field(default=10_000, ge=1)
+
     INITIAL_SUPERADMIN_TOKEN: str | None = None
     AUTO_MIGRATE: bool = True
     LOG_LEVEL: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"

@@ -25,6 +25,7 @@ from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
 from app.services.sweep import start_sweep_task
+from app.services.screen_analysis_worker import start_screen_analysis
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 )
             start_retention_task(state)
             start_sweep_task(state)
+            if settings.SCREEN_ANALYSIS_ENABLED:
+                await start_screen_analysis(state)
             if settings.MQTT_ENABLED:
                 # Connects in the background: a broker that is down never blocks start-up.
                 start_mqtt_ingest(state)

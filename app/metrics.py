@@ -94,6 +94,12 @@ async def render(state: AppState) -> bytes:
         "infoscreen_displays", "Displays by status (offline, critical, warning, healthy).", ["status"], registry=scrape
     )
     connected = Gauge("infoscreen_mqtt_connected", "1 while the MQTT broker connection is up, else 0.", registry=scrape)
+    backlog = Gauge(
+        "infoscreen_screen_analysis_backlog",
+        "Displays whose latest screenshot waits for screen analysis in this process.",
+        registry=scrape,
+    )
+    backlog.set(state.analysis.depth)
     rules = Rules(
         grace_seconds=state.settings.heartbeat_grace_seconds,
         priority_ttl_seconds=state.settings.PRIORITY_SCREENSHOT_TTL_SECONDS,

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -96,6 +97,11 @@ class Client(SQLModel, table=True):
     last_priority_received_at: datetime | None = _utc_column()
     last_priority_screenshot_hash: str | None = Field(default=None, max_length=64)
     last_priority_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # What the service sees on the screen (SPEC §14): OK, BLACK or FROZEN, from the analysis of the
+    # screenshot `detected_screenshot_id` (the newest analysed: an older result never overwrites it).
+    detected_screen_health: str | None = Field(default=None, max_length=16)
+    detected_screen_health_reason: str | None = Field(default=None, max_length=32)
+    detected_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class ClientLog(SQLModel, table=True):
@@ -199,6 +205,17 @@ class Screenshot(SQLModel, table=True):
     size: int = Field(sa_column=Column(Integer, nullable=False))
     format: str = Field(sa_column=Column(String(8), nullable=False))
     filename: str = Field(sa_column=Column(String(255), nullable=False))
+    # Screen analysis (SPEC §14), filled after the commit; NULL until analysed.
+    analysis: str | None = Field(default=None, sa_column=Column(String(8), nullable=True))
+    analysed_at: datetime | None = _utc_column()
+    luminance_mean: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    luminance_spread: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    luminance_p99: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    bright_share: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    # The grey grid of `screen_analysis.HASH_GRID` cells, hex: screenshots are compared by it.
+    perceptual_hash: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The display's event when the screenshot was analysed (right after it was stored).
+    event_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class ApiToken(SQLModel, table=True):

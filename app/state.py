@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.models import utcnow
+from app.services.screen_analysis_queue import AnalysisQueue
 
 
 @dataclass
@@ -28,6 +29,8 @@ class AppState:
     session_factory: async_sessionmaker[AsyncSession]
     clock: Callable[[], datetime] = utcnow
     mqtt: MqttState = field(default_factory=MqttState)
+    # Displays whose latest screenshot waits for screen analysis (disabled until the lifespan starts it).
+    analysis: AnalysisQueue = field(default_factory=AnalysisQueue)
     # Long-lived tasks the lifespan started; kept so their exceptions are never lost.
     tasks: list[Any] = field(default_factory=list)
 

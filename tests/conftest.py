@@ -122,6 +122,8 @@ def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, An
         "DATABASE_URL": database_url,
         "DATA_DIR": tmp_path / "data",
         "MQTT_ENABLED": False,
+        # Off unless a test asks for it: a background verdict must not race other tests' status checks.
+        "SCREEN_ANALYSIS_ENABLED": False,
         "INITIAL_SUPERADMIN_TOKEN": SUPERADMIN_SECRET,
         "LOG_LEVEL": "WARNING",
     }

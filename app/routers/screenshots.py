@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from annotated_types import Ge, Lt
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Path, Query, Request, Response
 from starlette.datastructures import UploadFile
 
-from app.deps import AuthFirstRoute, DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
+from app.deps import AuthFirstRoute, DeviceDep, NowDep, SessionDep, SettingsDep, StateDep, UserDep
 from app.errors import BadRequest
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
@@ -103,6 +103,8 @@ async def upload_screenshot(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
+    state: StateDep,
+    background: BackgroundTasks,
     screenshot_type: Annotated[ScreenshotType, Query(description="periodic, event_start or event_stop")] = "periodic",
 ) -> Response:
     """A display's screenshot: a raw JPEG/PNG body or the multipart field `file`."""
@@ -117,6 +119,8 @@ async def upload_screenshot(
         captured_at=None,
         now=now,
     )
+    # Screen analysis (SPEC §14): queued once the answer is sent, so after the commit; never awaited here.
+    background.add_task(state.analysis.submit, client_uuid)
     return json_response(
         {"hash": stored.hash, "screenshot_type": stored.screenshot_type, "received_at": stored.received_at},
         status_code=202,
@@ -215,6 +219,7 @@ async def history(client_uuid: str, _: UserDep, session: SessionDep) -> Response
             "hash": row.hash,
             "size": row.size,
             "url": f"/screenshots/{client_uuid}/history/{row.id}",
+            "analysis": row.analysis,
         }
         for row in rows
     ]

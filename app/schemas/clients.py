@@ -27,7 +27,14 @@ class ClientRead(BaseModel):
     current_process: str | None
     process_status: str | None
     process_pid: int | None
-    screen_health_status: str | None
+    screen_health_status: str | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
+    detected_screen_health: str | None = Field(
+        description="What the service sees in the display's latest analysed screenshot: OK, BLACK or FROZEN "
+        "(null until one is analysed); BLACK or FROZEN makes the display critical like a reported one."
+    )
+    detected_screen_health_reason: str | None = Field(
+        description="`screen_black` or `screen_frozen` when detected, else null.", examples=["screen_black"]
+    )
     last_screenshot_analyzed: datetime | None
     last_screenshot_hash: str | None
     latest_screenshot_type: str | None

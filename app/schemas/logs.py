@@ -114,7 +114,14 @@ class OverviewClient(BaseModel):
     currentProcess: str | None
     processStatus: str | None
     processPid: int | None
-    screenHealthStatus: str | None
+    screenHealthStatus: str | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
+    detectedScreenHealth: str | None = Field(
+        description="What the service sees in the latest analysed screenshot: OK, BLACK or FROZEN (null until "
+        "analysed); BLACK or FROZEN makes the display critical like a reported one."
+    )
+    detectedScreenHealthReason: str | None = Field(
+        description="`screen_black` or `screen_frozen` when detected, else null.", examples=["screen_black"]
+    )
     lastScreenshotAnalyzed: datetime | None
     lastScreenshotHash: str | None
     latestScreenshotType: str = Field(examples=["periodic"])

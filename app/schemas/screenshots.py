@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 ScreenshotType = Literal["periodic", "event_start", "event_stop"]
+# What the service sees in a screenshot (SPEC §14).
+ScreenAnalysis = Literal["OK", "BLACK", "FROZEN"]
 
 
 class ScreenshotAccepted(BaseModel):
@@ -23,6 +25,10 @@ class ScreenshotHistoryItem(BaseModel):
     hash: str
     size: int = Field(description="Bytes.")
     url: str = Field(examples=["/screenshots/display-1/history/42"])
+    analysis: ScreenAnalysis | None = Field(
+        description="What the service sees in this screenshot (SPEC §14); null until it is analysed.",
+        examples=["OK"],
+    )
 
 
 class ScreenshotHistory(BaseModel):

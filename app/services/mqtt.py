@@ -44,8 +44,9 @@ from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
 from app.services.mqtt_batch import apply_actions
 from app.services.mqtt_client import IngestClient
 from app.services.mqtt_connection import MqttConfigurationError, describe_failure, tls_context
-from app.services.mqtt_topics import Action, Parsed, Rejected, parse_message, subscription_filters
+from app.services.mqtt_topics import Action, Parsed, Rejected, ScreenshotUpload, parse_message, subscription_filters
 from app.services.unit_of_work import unit_of_work
+from app.services.screen_analysis_queue import AnalysisQueue
 from app.state import AppState, MqttState
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class MqttIngest:
         batch_window: float = BATCH_WINDOW_SECONDS,
         fault_hook: FaultHook | None = None,
         dropped_log: DroppedMessageLog | None = None,
+        analysis: AnalysisQueue | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -167,6 +169,7 @@ class MqttIngest:
         self.batch_window = batch_window
         self.fault_hook = fault_hook
         self.dropped_log = dropped_log or DroppedMessageLog()
+        self.analysis = analysis or AnalysisQueue()
         self._subscribed = False
 
     @classmethod
@@ -176,6 +179,7 @@ class MqttIngest:
             session_factory=state.session_factory,
             clock=state.now,
             mqtt_state=state.mqtt,
+            analysis=state.analysis,
             **options,  # type: ignore[arg-type]
         )
 
@@ -358,6 +362,8 @@ class MqttIngest:
             await apply_actions(session, actions, settings=self.settings, now=now)
             if self.fault_hook is not None:
                 await self.fault_hook(BEFORE_COMMIT, items)
+        # Screen analysis (SPEC §14): after the commit, never awaited by the batch.
+        self.analysis.submit_all(action.client_uuid for action in actions if isinstance(action, ScreenshotUpload))
 
     async def _database_answers(self) -> bool:
         try:

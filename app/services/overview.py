@@ -62,6 +62,7 @@ _STATUS_FIELDS = _fields(
     "process_status",
     "screen_health_status",
     "last_priority_received_at",
+    "detected_screen_health",
 )
 _PAYLOAD_FIELDS = _fields(
     "uuid",
@@ -82,6 +83,8 @@ _PAYLOAD_FIELDS = _fields(
     "latest_screenshot_type",
     "last_priority_screenshot_type",
     "last_priority_received_at",
+    "detected_screen_health",
+    "detected_screen_health_reason",
 )
 
 
@@ -229,7 +232,9 @@ async def _client_views(
     views = []
     for row in sorted(rows, key=_dashboard_order):
         values = tuple(row)
-        (uuid, is_active, last_alive, offline_at, process_status, screen_health, priority_at) = _STATUS_FIELDS(values)
+        (uuid, is_active, last_alive, offline_at, process_status, screen_health, priority_at, detected) = (
+            _STATUS_FIELDS(values)
+        )
         client_counts = counts.get(uuid) or empty_counts()
         alive = is_alive(
             is_active=is_active,
@@ -251,6 +256,7 @@ async def _client_views(
                     process_status=process_status,
                     screen_health_status=screen_health,
                     log_counts=client_counts,
+                    detected_screen_health=detected,
                 ),
                 priority_active=priority_active(priority_at, now=now, ttl_seconds=rules.priority_ttl_seconds),
             )
@@ -293,6 +299,8 @@ def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rule
             latest_screenshot_type,
             priority_type,
             priority_received_at,
+            detected_screen_health,
+            detected_screen_health_reason,
         ) = _PAYLOAD_FIELDS(tuple(view.client))
         counts = view.counts
         summary["onlineClients" if view.alive else "offlineClients"] += 1
@@ -320,6 +328,8 @@ def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rule
                 "processStatus": process_status,
                 "processPid": process_pid,
                 "screenHealthStatus": screen_health_status,
+                "detectedScreenHealth": detected_screen_health,
+                "detectedScreenHealthReason": detected_screen_health_reason,
                 "lastScreenshotAnalyzed": last_screenshot_analyzed,
                 "lastScreenshotHash": last_screenshot_hash,
                 "latestScreenshotType": latest_screenshot_type or "periodic",

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 Status = Literal["offline", "critical", "warning", "healthy"]
+# A screen that is black or frozen, whether the display reports it or the service sees it (SPEC §14).
+BAD_SCREEN = ("BLACK", "FROZEN")
 
 
 def is_alive(
@@ -31,11 +33,20 @@ def client_status(
     process_status: str | None,
     screen_health_status: str | None,
     log_counts: Mapping[str, int],
+    detected_screen_health: str | None = None,
 ) -> Status:
-    """offline, then critical, then warning, then healthy; log counts are over the request's window."""
+    """offline, then critical, then warning, then healthy; log counts are over the request's window.
+
+    A screen the service detected as BLACK or FROZEN counts like one the display reports so.
+    """
     if not alive:
         return "offline"
-    if process_status == "crashed" or screen_health_status in ("BLACK", "FROZEN") or log_counts.get("ERROR", 0) > 0:
+    if (
+        process_status == "crashed"
+        or screen_health_status in BAD_SCREEN
+        or detected_screen_health in BAD_SCREEN
+        or log_counts.get("ERROR", 0) > 0
+    ):
         return "critical"
     if process_status in ("starting", "stopped") or log_counts.get("WARN", 0) > 0:
         return "warning"

@@ -35,6 +35,8 @@ CLIENT_FIELDS = {
     "process_status",
     "process_pid",
     "screen_health_status",
+    "detected_screen_health",
+    "detected_screen_health_reason",
     "last_screenshot_analyzed",
     "last_screenshot_hash",
     "latest_screenshot_type",

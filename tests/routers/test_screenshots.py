@@ -344,7 +344,7 @@ class TestHistory:
         assert body["count"] == 3
         listed = body["screenshots"]
         assert [item["hash"] for item in listed] == [hashlib.sha256(i).hexdigest() for i in reversed(images)]
-        assert set(listed[0]) == {"id", "screenshot_type", "received_at", "hash", "size", "url"}
+        assert set(listed[0]) == {"id", "screenshot_type", "received_at", "hash", "size", "url", "analysis"}
         for item, image in zip(listed, reversed(images), strict=True):
             assert item["size"] == len(image)
             assert item["url"] == f"/screenshots/{UUID}/history/{item['id']}"

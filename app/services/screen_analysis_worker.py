@@ -1,0 +1,222 @@
+"""The screen analysis worker (SPEC §14): a lifespan task that analyses stored screenshots.
+
+Storing a screenshot never waits for it: the ingest paths only `submit` the display after their
+commit (`screen_analysis_queue.py`). The worker takes one display at a time, reads its latest
+screenshot and the ones before it, measures the images in a worker thread (Pillow and numpy release
+the GIL for the decoding and the arithmetic, so the event loop keeps serving), classifies, and
+stores the verdict with its measurements on the screenshot and as the display's detected screen health.
+
+At start-up it picks up every display whose latest screenshot has not been analysed (a restart, or
+screenshots stored while analysis was off or behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.errors import NotFound
+from app.models import Client, Screenshot
+from app.schemas.screenshots import ScreenAnalysis as Analysis
+from app.services.screen_analysis import REASONS, Measurements, Previous, classify, measure
+from app.services.screen_analysis_queue import AnalysisQueue
+from app.services.screenshots import read_file
+from app.state import AppState
+
+logger = logging.getLogger(__name__)
+
+_SHOTS = Screenshot.__table__  # type: ignore[attr-defined]
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
+
+# The display's newest screenshots, newest first, with its event now (one statement, on the
+# (client_uuid, received_at, id) index).
+_RECENT = (
+    select(_SHOTS, _CLIENTS.c.current_event_id.label("current_event_id"))
+    .join(_CLIENTS, _CLIENTS.c.uuid == _SHOTS.c.client_uuid)
+    .where(_SHOTS.c.client_uuid == bindparam("uuid_"))
+    .order_by(_SHOTS.c.received_at.desc(), _SHOTS.c.id.desc())
+    .limit(bindparam("count"))
+)
+_STORE_ANALYSIS = (
+    update(_SHOTS)
+    .where(_SHOTS.c.id == bindparam("id_"))
+    .values(
+        analysis=bindparam("analysis"),
+        analysed_at=bindparam("analysed_at"),
+        luminance_mean=bindparam("luminance_mean"),
+        luminance_spread=bindparam("luminance_spread"),
+        luminance_p99=bindparam("luminance_p99"),
+        bright_share=bindparam("bright_share"),
+        perceptual_hash=bindparam("perceptual_hash"),
+        event_id=bindparam("event_id"),
+    )
+)
+# An older screenshot's verdict (a late analysis) never replaces a newer one's.
+_STORE_DETECTED = (
+    update(_CLIENTS)
+    .where(
+        _CLIENTS.c.uuid == bindparam("uuid_"),
+        or_(_CLIENTS.c.detected_screenshot_id.is_(None), _CLIENTS.c.detected_screenshot_id <= bindparam("id_")),
+    )
+    .values(
+        detected_screen_health=bindparam("analysis"),
+        detected_screen_health_reason=bindparam("reason"),
+        detected_screenshot_id=bindparam("id_"),
+    )
+)
+# Displays whose latest screenshot is not analysed yet.
+_UNANALYSED = (
+    select(_CLIENTS.c.uuid)
+    .join(_SHOTS, _SHOTS.c.id == _CLIENTS.c.latest_screenshot_id)
+    .where(_SHOTS.c.analysis.is_(None))
+    .order_by(_SHOTS.c.received_at, _SHOTS.c.id)
+)
+
+
+def _measure_all(images: Sequence[bytes | None]) -> list[Measurements | None]:
+    """Measure each image (None for a missing or undecodable one); runs in the worker thread."""
+    results: list[Measurements | None] = []
+    for image in images:
+        if image is None:
+            results.append(None)
+            continue
+        try:
+            results.append(measure(image))
+        except Exception as exc:  # a stored file that Pillow cannot decode is skipped, never fatal
+            logger.warning("screenshot could not be analysed: %r", exc)
+            results.append(None)
+    return results
+
+
+class ScreenAnalysisWorker:
+    """Drains an `AnalysisQueue`; one display at a time, never dies on a bad image or a database error."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        session_factory: async_sessionmaker[AsyncSession],
+        clock: Callable[[], datetime],
+        queue: AnalysisQueue,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.clock = clock
+        self.queue = queue
+        self.analysed = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="screen-analysis")
+
+    async def resume(self) -> int:
+        """Queue every display whose latest screenshot is not analysed; returns how many."""
+        async with self.session_factory() as session:
+            uuids = list((await session.execute(_UNANALYSED)).scalars())
+        self.queue.submit_all(uuids)
+        if uuids:
+            logger.info("screen analysis: %d displays with an unanalysed latest screenshot", len(uuids))
+        return len(uuids)
+
+    async def run(self) -> None:
+        """Analyse what is submitted until cancelled."""
+        try:
+            while True:
+                client_uuid = await self.queue.take()
+                try:
+                    await self.analyse_latest(client_uuid)
+                except Exception:
+                    # Left unanalysed: the display's next screenshot or the next start-up retries.
+                    logger.exception("screen analysis of %s failed", client_uuid)
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def analyse_latest(self, client_uuid: str) -> Analysis | None:
+        """Analyse the display's latest screenshot unless that is done; the verdict, or None."""
+        count = max(self.settings.FROZEN_AFTER_SCREENSHOTS, 2)
+        async with self.session_factory() as session:
+            rows = (await session.execute(_RECENT, {"uuid_": client_uuid, "count": count})).all()
+        if not rows or rows[0].analysis is not None:
+            return None
+        newest, earlier = rows[0], rows[1:]
+        # The new image, and the earlier ones that have no hash yet (skipped while analysis was behind).
+        wanted = [newest, *(row for row in earlier if row.perceptual_hash is None)]
+        images = [await self._read(row.filename) for row in wanted]
+        loop = asyncio.get_running_loop()
+        measured = await loop.run_in_executor(self._executor, _measure_all, images)
+        by_id = {row.id: result for row, result in zip(wanted, measured, strict=True)}
+        current = by_id[newest.id]
+        if current is None:
+            return None
+        analysis = classify(
+            current,
+            screenshot_type=newest.screenshot_type,
+            event_id=newest.current_event_id,
+            previous=[_previous(row, by_id.get(row.id)) for row in earlier],
+            frozen_after=self.settings.FROZEN_AFTER_SCREENSHOTS,
+        )
+        await self._store(client_uuid, newest.id, analysis, current, event_id=newest.current_event_id)
+        self.analysed += 1
+        return analysis
+
+    async def _read(self, filename: str) -> bytes | None:
+        try:
+            return await read_file(self.settings.screenshots_dir, filename)
+        except NotFound:  # pruned meanwhile
+            return None
+
+    async def _store(
+        self, client_uuid: str, screenshot_id: int, analysis: Analysis, measured: Measurements, *, event_id: int | None
+    ) -> None:
+        async with self.session_factory() as session, session.begin():
+            connection = await session.connection()
+            await connection.execute(
+                _STORE_ANALYSIS,
+                {
+                    "id_": screenshot_id,
+                    "analysis": analysis,
+                    "analysed_at": self.clock(),
+                    "luminance_mean": measured.luminance_mean,
+                    "luminance_spread": measured.luminance_spread,
+                    "luminance_p99": measured.luminance_p99,
+                    "bright_share": measured.bright_share,
+                    "perceptual_hash": measured.perceptual_hash,
+                    "event_id": event_id,
+                },
+            )
+            await connection.execute(
+                _STORE_DETECTED,
+                {"uuid_": client_uuid, "id_": screenshot_id, "analysis": analysis, "reason": REASONS[analysis]},
+            )
+
+
+def _previous(row: Any, measured: Measurements | None) -> Previous:
+    """An earlier screenshot for the rules: its stored hash, or the one just measured for it."""
+    perceptual_hash = row.perceptual_hash or (measured.perceptual_hash if measured is not None else None)
+    return Previous(
+        perceptual_hash=perceptual_hash,
+        screenshot_type=row.screenshot_type,
+        event_id=row.event_id,
+        analysed=row.analysis is not None,
+        analysis=row.analysis,
+    )
+
+
+async def start_screen_analysis(state: AppState) -> ScreenAnalysisWorker:
+    """Enable the queue, queue what was left unanalysed, and start the worker task (kept in `state.tasks`)."""
+    settings = state.settings
+    state.analysis = AnalysisQueue(capacity=settings.SCREEN_ANALYSIS_BACKLOG, enabled=True)
+    worker = ScreenAnalysisWorker(
+        settings=settings, session_factory=state.session_factory, clock=state.now, queue=state.analysis
+    )
+    try:
+        await worker.resume()
+    except Exception:  # never blocks start-up; the next screenshots are analysed anyway
+        logger.exception("screen analysis could not look for unanalysed screenshots")
+    state.tasks.append(asyncio.create_task(worker.run(), name="screen-analysis"))
+    return worker
