@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format typecheck bench bench-full clean
+.PHONY: install run test lint format typecheck openapi bench bench-full clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ typecheck: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Regenerate the committed schema after an API change (tests/test_openapi.py fails until it matches).
+openapi: install
+	$(BIN)/python -m app openapi > docs/openapi.json
 
 test: lint typecheck
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | tokens create|list|revoke | simulate`."""
+"""Command line: `python -m app serve | tokens create|list|revoke | simulate | openapi`."""
 
 from __future__ import annotations
 
@@ -64,10 +64,20 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def openapi_document(settings: Settings) -> str:
+    """The OpenAPI schema as committed in docs/openapi.json (stable key order, a final newline)."""
+    import json
+
+    from app.main import create_app
+
+    return json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Infoscreen Monitor")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the API (uvicorn on HOST:PORT) and run MQTT ingestion")
+    commands.add_parser("openapi", help="print the OpenAPI schema (JSON), as committed in docs/openapi.json")
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
     create = tokens.add_parser("create", help="create a token and print its secret once")
     create.add_argument("--name", required=True)
@@ -127,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(settings)
     if args.command == "simulate":
         return _simulate(settings, args)
+    if args.command == "openapi":
+        sys.stdout.write(openapi_document(settings))
+        return 0
     return asyncio.run(_tokens(settings, args))
 
 

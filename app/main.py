@@ -106,17 +106,46 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     return app
 
 
+# Operations that never touch the database: every other one may answer 503 `Database unavailable`.
+NO_DATABASE_OPERATIONS = frozenset({"ops_healthz", "ops_metrics", "ops_readyz"})
+TAGS = [
+    {"name": "client-logs", "description": "The original `client_logs` blueprint: logs, summaries, the overview."},
+    {"name": "clients", "description": "Displays: read, update, delete."},
+    {"name": "groups", "description": "Groups of displays."},
+    {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
+    {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},
+    {"name": "tokens", "description": "API tokens and their roles."},
+    {"name": "operations", "description": "Probes and Prometheus metrics; no token needed."},
+]
+_ERROR_RESPONSES = {
+    "NotFound": 'Unknown path: `{"error": "Not found"}`',
+    "MethodNotAllowed": 'Known path, wrong method: `{"error": "Method not allowed"}`, with `Allow`',
+    "BodyTooLarge": 'The body is larger than its path allows: `{"error": "Request body too large"}`',
+    "DatabaseUnavailable": 'The database is down or restarting: 503 `{"error": "Database unavailable"}` with '
+    "`Retry-After: 1`; the retry reconnects",
+}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema with our error contract (no 422: bad input is a 400 `{"error"}`).
 
     Each operation's summary is the first line of its endpoint's docstring, not the function name.
+    The answers of the middleware and the database (413 for any body, 503) are declared here, once.
     """
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
+    )
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if "requestBody" in operation:
+                responses.setdefault("413", {"$ref": "#/components/responses/BodyTooLarge"})
+            if operation.get("operationId") not in NO_DATABASE_OPERATIONS:
+                responses.setdefault("503", {"$ref": "#/components/responses/DatabaseUnavailable"})
+            operation["responses"] = dict(sorted(responses.items()))
             for parameter in operation.get("parameters", []):
                 if parameter.get("name") == "client_uuid":
                     # Checked in the endpoint (400 "Invalid client uuid"); documented here for generated clients.
@@ -127,19 +156,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    # Answers that belong to no operation (SPEC §5): same `{"error"}` body as every other error.
+    # Answers that belong to no one operation (SPEC §5): the same `{"error"}` body as every other error.
     error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     schema.setdefault("components", {})["responses"] = {
-        "NotFound": {"description": 'Unknown path: `{"error": "Not found"}`', "content": error_body},
-        "MethodNotAllowed": {
-            "description": 'Known path, wrong method: `{"error": "Method not allowed"}`',
-            "content": error_body,
-        },
-        "DatabaseUnavailable": {
-            "description": 'Any operation while the database is down or restarting: 503 `{"error": "Database '
-            'unavailable"}` with `Retry-After: 1`; the retry reconnects',
-            "content": error_body,
-        },
+        name: {"description": description, "content": error_body} for name, description in _ERROR_RESPONSES.items()
     }
     app.openapi_schema = schema
     return schema

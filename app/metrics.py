@@ -8,13 +8,12 @@ status, the broker connection) is computed from its state at scrape time.
 from __future__ import annotations
 
 import time
-from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.models import DISPLAY_STATUSES
 from app.services.overview import Rules, client_views
-from app.services.status import Status
 from app.state import AppState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -43,7 +42,7 @@ HTTP_REQUEST_DURATION = Histogram(
     registry=REGISTRY,
 )
 
-STATUSES: tuple[str, ...] = get_args(Status)
+STATUSES = DISPLAY_STATUSES
 
 
 def route_template(scope: Scope) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import text
+from typing_extensions import TypeAliasType
 
 from app import metrics
 from app.deps import StateDep
@@ -21,9 +22,13 @@ class Healthz(BaseModel):
     status: Literal["ok"]
 
 
+DatabaseCheck = TypeAliasType("DatabaseCheck", Literal["ok", "error"])
+MqttConnection = TypeAliasType("MqttConnection", Literal["connected", "disconnected", "disabled"])
+
+
 class Readyz(BaseModel):
-    database: Literal["ok", "error"]
-    mqtt: Literal["connected", "disconnected", "disabled"]
+    database: DatabaseCheck
+    mqtt: MqttConnection
 
 
 @router.get("/healthz", operation_id="ops_healthz", response_model=Healthz)

@@ -9,13 +9,14 @@ from starlette.datastructures import UploadFile
 
 from app.deps import DeviceDep, NowDep, SessionDep, SettingsDep, UserDep
 from app.errors import BadRequest
+from app.models import SCREENSHOT_TYPES, ScreenshotType
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
-from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory, ScreenshotType
+from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory
 from app.services import screenshots as service
 from app.services.ingest import check_uuid
 
-router = APIRouter(tags=["screenshots"])
+router = APIRouter()
 
 ScreenshotId = Annotated[int, Path(ge=1, lt=2**63)]
 IfNoneMatch = Annotated[str | None, Header(description="An ETag from an earlier response: 304 if unchanged.")]
@@ -27,6 +28,8 @@ _UPLOAD_BODY: dict[str, Any] = {
         "content": {
             "image/jpeg": _BINARY,
             "image/png": _BINARY,
+            # What a generated client sends for raw bytes; the bytes decide the format, not this header.
+            "application/octet-stream": _BINARY,
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -40,7 +43,10 @@ _UPLOAD_BODY: dict[str, Any] = {
 _IMAGE_HEADERS = {
     "ETag": {"description": 'The quoted SHA-256 of the image: `"<hash>"`.', "schema": {"type": "string"}},
     "Cache-Control": {"description": "`no-cache`: revalidate with `If-None-Match`.", "schema": {"type": "string"}},
-    "X-Screenshot-Type": {"description": "periodic, event_start or event_stop.", "schema": {"type": "string"}},
+    "X-Screenshot-Type": {
+        "description": "periodic, event_start or event_stop.",
+        "schema": {"type": "string", "enum": list(SCREENSHOT_TYPES)},
+    },
 }
 _FALLBACK_HEADER = {
     "X-Screenshot-Fallback": {
@@ -137,6 +143,7 @@ async def _serve(
 
 @router.get(
     "/screenshots/{client_uuid}",
+    tags=["screenshots"],
     operation_id="screenshots_latest",
     response_class=Response,
     responses=_image_responses(),
@@ -152,6 +159,7 @@ async def latest(
 
 @router.get(
     "/screenshots/{client_uuid}/priority",
+    tags=["screenshots"],
     operation_id="screenshots_priority",
     response_class=Response,
     responses=_image_responses(fallback=True),
@@ -167,6 +175,7 @@ async def priority(
 
 @router.get(
     "/screenshots/{client_uuid}/history/{screenshot_id}",
+    tags=["screenshots"],
     operation_id="screenshots_history_image",
     response_class=Response,
     responses=_image_responses(),
@@ -187,6 +196,7 @@ async def history_image(
 
 @router.get(
     "/api/clients/{client_uuid}/screenshots",
+    tags=["screenshots"],
     operation_id="screenshots_history",
     response_model=ScreenshotHistory,
     responses=errors(400, *AUTH_ERRORS, 404),

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from app.models import DisplayStatus, PriorityScreenshotType, ProcessStatus, ScreenHealthStatus, ScreenshotType
 from app.schemas.common import NO_NUL_PATTERN
 
 
@@ -22,16 +23,16 @@ class ClientRead(BaseModel):
     last_alive: datetime | None
     is_active: bool
     is_alive: bool
-    status: str = Field(examples=["healthy"], description="offline, critical, warning or healthy (last 24 h)")
+    status: DisplayStatus = Field(description="Over the last 24 hours.")
     current_event_id: int | None
     current_process: str | None
-    process_status: str | None
+    process_status: ProcessStatus | None
     process_pid: int | None
-    screen_health_status: str | None
+    screen_health_status: ScreenHealthStatus | None
     last_screenshot_analyzed: datetime | None
     last_screenshot_hash: str | None
-    latest_screenshot_type: str | None
-    last_priority_screenshot_type: str | None
+    latest_screenshot_type: ScreenshotType | None
+    last_priority_screenshot_type: PriorityScreenshotType | None
     last_priority_received_at: datetime | None
     last_priority_screenshot_hash: str | None
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.models import LOG_LEVELS
+from app.models import LOG_LEVELS, ProcessStatus, ScreenHealthStatus
 from app.schemas.common import NO_NUL_PATTERN
 
 MAX_MESSAGE_CHARS = 8192
@@ -19,10 +19,6 @@ MAX_LOGS_PER_REQUEST = 1000
 # What `normalize_level` accepts, spelled out for the OpenAPI schema (JSON Schema has no case-insensitive flag).
 LEVEL_PATTERN = "^(?:[Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn](?:[Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg])$"
 LEVEL_ALIASES = {"ERROR": "ERROR", "WARN": "WARN", "WARNING": "WARN", "INFO": "INFO", "DEBUG": "DEBUG"}
-
-ProcessStatus = Literal["running", "crashed", "starting", "stopped"]
-ScreenHealthStatus = Literal["OK", "BLACK", "FROZEN", "UNKNOWN"]
-ScreenshotType = Literal["periodic", "event_start", "event_stop"]
 
 
 def normalize_level(value: str) -> str | None:

@@ -7,11 +7,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.models import (
+    DisplayStatus,
+    LogLevel,
+    PriorityScreenshotType,
+    ProcessStatus,
+    ScreenHealthStatus,
+    ScreenshotType,
+)
+from app.schemas.common import CAMEL_CASE
+
 
 class LogEntry(BaseModel):
     id: int
     timestamp: datetime
-    level: str = Field(examples=["ERROR"])
+    level: LogLevel = Field(examples=["ERROR"])
     message: str
     context: dict[str, Any] = Field(examples=[{"source": "player", "retry_count": 1}])
 
@@ -66,7 +76,7 @@ class TestCounts(BaseModel):
 
 class RecentLog(BaseModel):
     client_uuid: str
-    level: str
+    level: LogLevel
     message: str
     timestamp: datetime
 
@@ -80,6 +90,8 @@ class TestRead(BaseModel):
 
 
 class OverviewSummary(BaseModel):
+    model_config = CAMEL_CASE
+
     totalClients: int
     onlineClients: int
     offlineClients: int
@@ -92,6 +104,8 @@ class OverviewSummary(BaseModel):
 
 
 class OverviewLogCounts(BaseModel):
+    model_config = CAMEL_CASE
+
     error: int
     warn: int
     info: int
@@ -99,6 +113,8 @@ class OverviewLogCounts(BaseModel):
 
 
 class OverviewClient(BaseModel):
+    model_config = CAMEL_CASE
+
     uuid: str
     hostname: str | None
     description: str | None
@@ -109,16 +125,16 @@ class OverviewClient(BaseModel):
     registrationTime: datetime | None
     lastAlive: datetime | None
     isAlive: bool
-    status: str = Field(examples=["healthy"])
+    status: DisplayStatus
     currentEventId: int | None
     currentProcess: str | None
-    processStatus: str | None
+    processStatus: ProcessStatus | None
     processPid: int | None
-    screenHealthStatus: str | None
+    screenHealthStatus: ScreenHealthStatus | None
     lastScreenshotAnalyzed: datetime | None
     lastScreenshotHash: str | None
-    latestScreenshotType: str = Field(examples=["periodic"])
-    priorityScreenshotType: str | None
+    latestScreenshotType: ScreenshotType = Field(description="`periodic` when the client sent none.")
+    priorityScreenshotType: PriorityScreenshotType | None
     priorityScreenshotReceivedAt: datetime | None
     hasActivePriorityScreenshot: bool
     screenshotUrl: str
@@ -128,6 +144,8 @@ class OverviewClient(BaseModel):
 
 
 class OverviewRead(BaseModel):
+    model_config = CAMEL_CASE
+
     summary: OverviewSummary
     periodHours: int
     gracePeriodSeconds: int

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ScreenshotType = Literal["periodic", "event_start", "event_stop"]
+from app.models import ScreenshotType
 
 
 class ScreenshotAccepted(BaseModel):

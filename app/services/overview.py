@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, LatestLog, UTCDateTime
+from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, DisplayStatus, LatestLog, UTCDateTime
 from app.services.logs import LevelCounts, empty_counts, parse_context, window_counts
-from app.services.status import Status, client_status, is_alive, priority_active
+from app.services.status import client_status, is_alive, priority_active
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ClientView:
     latest_error: dict[str, Any] | None
     counts: LevelCounts
     alive: bool
-    status: Status
+    status: DisplayStatus
     priority_active: bool
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Literal
 
-Status = Literal["offline", "critical", "warning", "healthy"]
+from app.models import DisplayStatus
 
 
 def is_alive(
@@ -31,7 +30,7 @@ def client_status(
     process_status: str | None,
     screen_health_status: str | None,
     log_counts: Mapping[str, int],
-) -> Status:
+) -> DisplayStatus:
     """offline, then critical, then warning, then healthy; log counts are over the request's window."""
     if not alive:
         return "offline"
