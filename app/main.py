@@ -126,6 +126,17 @@ _ERROR_RESPONSES = {
 }
 
 
+def _absent_not_null(body: dict[str, Any]) -> None:
+    """An optional body (the heartbeat's) is one that may be left out, not a `null`: generated clients
+    then send nothing when given nothing (openapi-python-client 0.29 sends its `Unset` marker otherwise)."""
+    if body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        variants = media.get("schema", {}).get("anyOf", [])
+        if len(variants) == 2 and {"type": "null"} in variants:
+            [media["schema"]] = [variant for variant in variants if variant != {"type": "null"}]
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema with our error contract (no 422: bad input is a 400 `{"error"}`).
 
@@ -143,6 +154,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             responses.pop("422", None)
             if "requestBody" in operation:
                 responses.setdefault("413", {"$ref": "#/components/responses/BodyTooLarge"})
+                _absent_not_null(operation["requestBody"])
             if operation.get("operationId") not in NO_DATABASE_OPERATIONS:
                 responses.setdefault("503", {"$ref": "#/components/responses/DatabaseUnavailable"})
             operation["responses"] = dict(sorted(responses.items()))
