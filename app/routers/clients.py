@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Response
 
 from app.deps import AdminDep, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
-from app.routers.common import AUTH_ERRORS, errors, json_response
+from app.routers.common import AUTH_ERRORS, ClientFilterDep, errors, json_response
 from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
 from app.services import clients as client_service
 from app.services.ingest import check_uuid
@@ -35,11 +35,15 @@ def _rules(settings: SettingsDep) -> Rules:
     tags=["clients"],
     operation_id="clients_list",
     response_model=ClientList,
-    responses=errors(*AUTH_ERRORS),
+    responses=errors(400, *AUTH_ERRORS),
 )
-async def list_clients(_: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep) -> Response:
-    """Every client with its group, liveness and status over the last 24 hours."""
-    views = await client_views(session, now=now, hours=STATUS_WINDOW_HOURS, rules=_rules(settings), with_logs=False)
+async def list_clients(
+    _: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep, where: ClientFilterDep
+) -> Response:
+    """Every client (or those the filters select) with its group, liveness and status over the last 24 hours."""
+    views = await client_views(
+        session, now=now, hours=STATUS_WINDOW_HOURS, rules=_rules(settings), with_logs=False, where=where
+    )
     clients = [client_service.client_dict(view) for view in views]
     return json_response({"clients": clients, "count": len(clients)})
 

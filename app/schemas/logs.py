@@ -35,6 +35,9 @@ class ClientLogsRead(BaseModel):
     logs: list[LogEntry]
     count: int
     limit: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next, older page; null on the last page.", examples=[None]
+    )
 
 
 class LevelCountsRead(BaseModel):
