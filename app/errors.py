@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.metrics import DATABASE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 
@@ -110,6 +112,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     assert isinstance(exc, DBAPIError)
     if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
         return await _unexpected_error(request, exc)
+    DATABASE_ERRORS.labels("http").inc()
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
     return JSONResponse(error_body("Database unavailable"), status_code=503, headers={"Retry-After": "1"})
 
