@@ -281,6 +281,7 @@ EXAMPLES_PER_OPERATION = 20
 SPEC_REJECTS_SCHEMA_VALID = {
     "ingest_screenshot": "the bytes must be a JPEG or PNG image (415)",
     "clients_update": "an unknown group_id is 400 `Group not found`",
+    "client_logs_list": "a `cursor` the service did not hand out is 400 `Invalid cursor`",
 }
 SEEDED_PATH_PARAMETERS = {"client_uuid": "disp-1", "group_id": 1, "screenshot_id": 1}
 
