@@ -108,8 +108,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.add_middleware(HttpMetrics)
     # JSON of more than about one TCP segment goes gzipped to clients that accept it (the overview of
     # 10,000 displays: 9 MB, about 1 MB gzipped). Level 1: most of the saving for a fraction of the CPU
-    # of level 9 (docs/performance.md). Images (already compressed) and event streams (which must flush
-    # each event) are left alone: Starlette's default exclusions, named here so they stay.
+    # of level 9 (docs/performance.md). Images (already compressed) and event streams (each event must
+    # reach the page at once, not when a compressor's buffer fills) are never compressed.
     app.add_middleware(
         GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=1, exclude_content_types=GZIP_EXCLUDED
     )

@@ -8,7 +8,7 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -72,6 +72,10 @@ def empty_counts() -> LevelCounts:
     return dict.fromkeys(LOG_LEVELS, 0)
 
 
+# Log ids are BIGINT: a larger number in a cursor is not one we handed out (and the database would refuse it).
+_MAX_ID = 2**63
+
+
 def encode_cursor(log: Any) -> str:
     """An opaque cursor for the logs after this one in newest-first order: its (timestamp, id), base64url."""
     return base64.urlsafe_b64encode(f"{log.timestamp.isoformat()}|{log.id}".encode()).decode().rstrip("=")
@@ -83,10 +87,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, _, log_id = text.partition("|")
         timestamp = datetime.fromisoformat(moment)
-        if timestamp.tzinfo is None or not log_id.isdigit():
+        if timestamp.tzinfo is None or not log_id.isascii() or not log_id.isdigit() or int(log_id) >= _MAX_ID:
             raise ValueError(text)
-        return timestamp, int(log_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return timestamp.astimezone(UTC), int(log_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise BadRequest("Invalid cursor") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,10 @@ from tests.helpers import heartbeat, log, post_logs, set_client
 pytestmark = pytest.mark.usefixtures("backend")
 
 LOGS = "/api/client-logs/disp-1/logs"
+
+
+def cursor_of(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 async def pages(http: httpx.AsyncClient, headers: dict[str, str], query: str) -> list[dict[str, Any]]:
@@ -69,7 +74,20 @@ class TestLogCursor:
         messages = [entry["message"] for body in bodies for entry in body["logs"]]
         assert messages == [f"m{i}" for i in range(19, 4, -2)]
 
-    @pytest.mark.parametrize("cursor", ["nonsense", "%00", "bm90LWEtY3Vyc29y", "MjAyNi0wMS0wMXwx", "eA"])
+    @pytest.mark.parametrize(
+        "cursor",
+        [
+            "nonsense",
+            "%00",
+            "",
+            "bm90LWEtY3Vyc29y",  # not-a-cursor
+            "MjAyNi0wMS0wMXwx",  # a naive timestamp
+            "eA",
+            cursor_of("2026-03-09T00:00:00+00:00|99999999999999999999"),  # beyond BIGINT
+            cursor_of("0001-01-01T00:00:00+01:00|1"),  # before year 1 in UTC
+            cursor_of("2026-03-09T00:00:00+00:00|\u00b2"),  # a digit, but not an ASCII one
+        ],
+    )
     async def test_a_cursor_we_did_not_give_is_400(
         self, client: httpx.AsyncClient, superadmin: dict[str, str], clock: Clock, cursor: str
     ) -> None:
