@@ -9,7 +9,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 LOCK_INPUTS := pyproject.toml requirements/build.in
 COMPILE = $(BIN)/uv pip compile $(LOCK_INPUTS) --universal --generate-hashes --quiet --custom-compile-command 'make lock'
 
-.PHONY: install run broker test lint format typecheck lock upgrade bench bench-full clean
+.PHONY: install run broker test lint format typecheck lock upgrade openapi bench bench-full clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ typecheck: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Regenerate the committed schema after an API change (tests/test_openapi.py fails until it matches).
+openapi: install
+	$(BIN)/python -m app openapi > docs/openapi.json
 
 test: lint typecheck
 	$(BIN)/python -m pytest

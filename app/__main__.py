@@ -1,4 +1,4 @@
-"""Command line: `infoscreen-monitor` (or `python -m app`): serve, tokens, devices, simulate."""
+"""Command line: `infoscreen-monitor` (or `python -m app`): serve, tokens, devices, simulate, openapi."""
 
 from __future__ import annotations
 
@@ -172,12 +172,22 @@ def _shown_once(added: NewDevice) -> str:
     )
 
 
+def openapi_document(settings: Settings) -> str:
+    """The OpenAPI schema as committed in docs/openapi.json (stable key order, a final newline)."""
+    import json
+
+    from app.main import create_app
+
+    return json.dumps(create_app(settings).openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     # The usage line names the command as it was typed: the console script or `python -m app`.
     program = "python -m app" if Path(sys.argv[0]).name == "__main__.py" else "infoscreen-monitor"
     parser = argparse.ArgumentParser(prog=program, description="Infoscreen Monitor")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the API (uvicorn on HOST:PORT) and run MQTT ingestion")
+    commands.add_parser("openapi", help="print the OpenAPI schema (JSON), as committed in docs/openapi.json")
     tokens = commands.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
     create = tokens.add_parser("create", help="create a token and print its secret once")
     create.add_argument("--name", required=True)
@@ -290,6 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             return 2
+    if args.command == "openapi":
+        sys.stdout.write(openapi_document(settings))
+        return 0
     return asyncio.run(_tokens(settings, args))
 
 

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
+    # Comma-separated origins allowed to call the API from a browser (`*` for any); empty: CORS off.
+    CORS_ORIGINS: str = ""
 
     _per_run_client_id: bool = PrivateAttr(default=False)
 
@@ -121,6 +123,10 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.DATABASE_URL or f"sqlite+aiosqlite:///{self.DATA_DIR / 'monitor.db'}"
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.CORS_ORIGINS.split(",") if origin.strip()]
 
     @property
     def screenshots_dir(self) -> Path:

@@ -14,6 +14,8 @@ from starlette.routing import Match
 
 from app.schemas.common import INVALID_TIMESTAMP, INVALID_TIMESTAMP_ERROR
 
+from app.metrics import DATABASE_ERRORS
+
 logger = logging.getLogger(__name__)
 
 
@@ -134,6 +136,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     assert isinstance(exc, DBAPIError)
     if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
         return await _unexpected_error(request, exc)
+    DATABASE_ERRORS.labels("http").inc()
     logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
     return JSONResponse(error_body("Database unavailable"), status_code=503, headers={"Retry-After": "1"})
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from app.config import Settings, load_settings
@@ -36,6 +38,10 @@ DESCRIPTION = """Monitoring for fleets of digital-signage displays.
 Displays publish heartbeats, logs, health and screenshots over MQTT (or HTTP); this API serves the
 monitoring overview, logs, error summaries and screenshots. Send `Authorization: Bearer <token>`.
 """
+
+
+GZIP_MINIMUM_BYTES = 1400
+GZIP_EXCLUDED = ("image/jpeg", "image/png", "text/event-stream")
 
 
 def configure_logging(level: str) -> None:
@@ -107,23 +113,80 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.add_middleware(BodySizeLimit, max_screenshot_bytes=settings.MAX_SCREENSHOT_BYTES)
     app.add_middleware(NoSniff)
     app.add_middleware(HttpMetrics)
+    # JSON of more than about one TCP segment goes gzipped to clients that accept it (the overview of
+    # 10,000 displays: 9 MB, about 1 MB gzipped). Level 1: most of the saving for a fraction of the CPU
+    # of level 9 (docs/performance.md). Images (already compressed) and event streams (each event must
+    # reach the page at once, not when a compressor's buffer fills) are never compressed.
+    app.add_middleware(
+        GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=1, exclude_content_types=GZIP_EXCLUDED
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
+            max_age=600,
+        )
     for module in (ops, tokens, client_logs, clients, ingest, screenshots):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
+# Operations that never touch the database: every other one may answer 503 `Database unavailable`.
+NO_DATABASE_OPERATIONS = frozenset({"ops_healthz", "ops_metrics", "ops_readyz"})
+TAGS = [
+    {"name": "client-logs", "description": "The original `client_logs` blueprint: logs, summaries, the overview."},
+    {"name": "clients", "description": "Displays: read, update, delete."},
+    {"name": "groups", "description": "Groups of displays."},
+    {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
+    {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},
+    {"name": "tokens", "description": "API tokens and their roles."},
+    {"name": "operations", "description": "Probes and Prometheus metrics; no token needed."},
+]
+_ERROR_RESPONSES = {
+    "NotFound": 'Unknown path: `{"error": "Not found"}`',
+    "MethodNotAllowed": 'Known path, wrong method: `{"error": "Method not allowed"}`, with `Allow`',
+    "BodyTooLarge": 'The body is larger than its path allows: `{"error": "Request body too large"}`',
+    "DatabaseUnavailable": 'The database is down or restarting: 503 `{"error": "Database unavailable"}` with '
+    "`Retry-After: 1`; the retry reconnects",
+}
+
+
+def _absent_not_null(body: dict[str, Any]) -> None:
+    """An optional body (the heartbeat's) is one that may be left out, not a `null`: generated clients
+    then send nothing when given nothing (openapi-python-client 0.29 sends its `Unset` marker otherwise)."""
+    if body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        variants = media.get("schema", {}).get("anyOf", [])
+        if len(variants) == 2 and {"type": "null"} in variants:
+            [media["schema"]] = [variant for variant in variants if variant != {"type": "null"}]
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema with our error contract (no 422: bad input is a 400 `{"error"}`).
 
     Each operation's summary is the first line of its endpoint's docstring, not the function name.
+    The answers of the middleware and the database (413 for any body, 503) are declared here, once.
     """
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
+    )
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if "requestBody" in operation:
+                responses.setdefault("413", {"$ref": "#/components/responses/BodyTooLarge"})
+                _absent_not_null(operation["requestBody"])
+            if operation.get("operationId") not in NO_DATABASE_OPERATIONS:
+                responses.setdefault("503", {"$ref": "#/components/responses/DatabaseUnavailable"})
+            operation["responses"] = dict(sorted(responses.items()))
             for parameter in operation.get("parameters", []):
                 if parameter.get("name") == "client_uuid":
                     # Checked in the endpoint (400 "Invalid client uuid"); documented here for generated clients.
@@ -134,19 +197,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
-    # Answers that belong to no operation (SPEC §5): same `{"error"}` body as every other error.
+    # Answers that belong to no one operation (SPEC §5): the same `{"error"}` body as every other error.
     error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     schema.setdefault("components", {})["responses"] = {
-        "NotFound": {"description": 'Unknown path: `{"error": "Not found"}`', "content": error_body},
-        "MethodNotAllowed": {
-            "description": 'Known path, wrong method: `{"error": "Method not allowed"}`',
-            "content": error_body,
-        },
-        "DatabaseUnavailable": {
-            "description": 'Any operation while the database is down or restarting: 503 `{"error": "Database '
-            'unavailable"}` with `Retry-After: 1`; the retry reconnects',
-            "content": error_body,
-        },
+        name: {"description": description, "content": error_body} for name, description in _ERROR_RESPONSES.items()
     }
     app.openapi_schema = schema
     return schema

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -15,6 +16,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 from sqlalchemy import text
 
+from app.__main__ import openapi_document
 from app.config import Settings
 from app.db import create_engine
 from app.main import create_app
@@ -41,6 +43,25 @@ def operations(schema: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any
 
 def label(method: str, path: str) -> str:
     return f"{method.upper()} {path}"
+
+
+def resolved(schema: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """A response, its `$ref` to `components/responses` followed."""
+    reference = response.get("$ref")
+    if reference is None:
+        return response
+    found: dict[str, Any] = schema["components"]["responses"][reference.rsplit("/", 1)[-1]]
+    return found
+
+
+COMMITTED_SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+
+
+class TestCommittedSchema:
+    def test_docs_openapi_json_is_the_apps_schema(self) -> None:
+        """Regenerate with `make openapi` (`python -m app openapi > docs/openapi.json`)."""
+        document = openapi_document(Settings(_env_file=None))  # type: ignore[call-arg]
+        assert COMMITTED_SCHEMA.read_text() == document, "docs/openapi.json is stale: run `make openapi`"
 
 
 class TestOperations:
@@ -109,8 +130,8 @@ class TestOperations:
     def test_every_error_response_has_the_error_body(self, schema: dict[str, Any]) -> None:
         for method, path, operation in operations(schema):
             for code, response in operation["responses"].items():
-                if code.startswith("4") and code != "304":
-                    body = response["content"]["application/json"]["schema"]
+                if code[0] in "45" and (operation["operationId"], code) != ("ops_readyz", "503"):
+                    body = resolved(schema, response)["content"]["application/json"]["schema"]
                     assert body == {"$ref": "#/components/schemas/ErrorBody"}, (label(method, path), code)
         error_body = schema["components"]["schemas"]["ErrorBody"]
         assert error_body["required"] == ["error"]
@@ -124,7 +145,7 @@ class TestOperations:
 
     def test_unknown_path_wrong_method_and_database_down_answers_are_documented(self, schema: dict[str, Any]) -> None:
         responses = schema["components"]["responses"]
-        for name in ("NotFound", "MethodNotAllowed", "DatabaseUnavailable"):
+        for name in ("NotFound", "MethodNotAllowed", "BodyTooLarge", "DatabaseUnavailable"):
             body = responses[name]["content"]["application/json"]["schema"]
             assert body == {"$ref": "#/components/schemas/ErrorBody"}
 
@@ -135,6 +156,81 @@ class TestOperations:
         assert "multipart/form-data" in upload["requestBody"]["content"]
         assert "multipart field `file`" in upload["responses"]["415"]["description"]
         assert "409" in paths["/api/tokens/{token_id}"]["delete"]["responses"]
+
+    def test_database_backed_operations_document_503(self, schema: dict[str, Any]) -> None:
+        for method, path, operation in operations(schema):
+            if operation["operationId"] in {"ops_healthz", "ops_metrics"}:
+                assert "503" not in operation["responses"], label(method, path)
+                continue
+            assert "503" in operation["responses"], label(method, path)
+
+    def test_operations_with_a_body_document_413(self, schema: dict[str, Any]) -> None:
+        bodies = [(method, path, op) for method, path, op in operations(schema) if "requestBody" in op]
+        assert len(bodies) >= 7
+        for method, path, operation in bodies:
+            assert "413" in operation["responses"], label(method, path)
+
+    def test_images_are_binary_downloads(self, schema: dict[str, Any]) -> None:
+        images = [op for _, path, op in operations(schema) if path.startswith("/screenshots/")]
+        assert len(images) == 3
+        for operation in images:
+            content = operation["responses"]["200"]["content"]
+            assert set(content) == {"image/jpeg", "image/png"}
+            assert all(media["schema"] == {"type": "string", "format": "binary"} for media in content.values())
+            assert "304" in operation["responses"]
+
+    def test_enums_are_named_once_and_used_on_both_sides(self, schema: dict[str, Any]) -> None:
+        components = schema["components"]["schemas"]
+        expected = {
+            "DisplayStatus": ["offline", "critical", "warning", "healthy"],
+            "LogLevel": ["ERROR", "WARN", "INFO", "DEBUG"],
+            "ProcessStatus": ["running", "crashed", "starting", "stopped"],
+            "ScreenHealthStatus": ["OK", "BLACK", "FROZEN", "UNKNOWN"],
+            "ScreenshotType": ["periodic", "event_start", "event_stop"],
+            "PriorityScreenshotType": ["event_start", "event_stop"],
+            "Role": ["device", "user", "editor", "admin", "superadmin"],
+        }
+        for name, values in expected.items():
+            assert components[name]["enum"] == values, name
+
+        def ref(name: str) -> str:
+            return f"#/components/schemas/{name}"
+
+        overview = json.dumps(components["OverviewClient"])
+        client = json.dumps(components["ClientRead"])
+        for name in ("DisplayStatus", "ProcessStatus", "ScreenHealthStatus", "ScreenshotType"):
+            assert ref(name) in overview, name
+            assert ref(name) in client, name
+        assert ref("PriorityScreenshotType") in overview
+        assert ref("ProcessStatus") in json.dumps(components["HeartbeatPayload"])
+        assert ref("LogLevel") in json.dumps(components["LogEntry"])
+        assert components["TokenRead"]["properties"]["role"] == {"$ref": ref("Role")}
+        assert components["TokenCreate"]["properties"]["role"] == {"$ref": ref("Role")}
+        # No inline enum left anywhere in the response shapes: each is a named one.
+        for name, component in components.items():
+            for field, value in component.get("properties", {}).items():
+                assert "enum" not in value or len(value["enum"]) == 1, (name, field)
+
+    def test_tags_group_operations_by_resource(self, schema: dict[str, Any]) -> None:
+        for method, path, operation in operations(schema):
+            assert len(operation["tags"]) == 1, label(method, path)
+            prefix = operation["operationId"].split("_", 1)[0]
+            tag = operation["tags"][0]
+            expected = {"ops": "operations", "client": "client-logs"}.get(prefix, prefix)
+            assert tag == expected or (prefix == "ingest" and tag == "ingest"), label(method, path)
+        assert {tag["name"] for tag in schema["tags"]} == {
+            operation["tags"][0] for _, _, operation in operations(schema)
+        }
+
+    def test_titles_read_as_words(self, schema: dict[str, Any]) -> None:
+        titles = {
+            property_["title"]
+            for component in schema["components"]["schemas"].values()
+            for property_ in component.get("properties", {}).values()
+            if "title" in property_
+        }
+        assert {"Group Id", "Current Event Id", "Process Pid", "Total Clients"} <= titles
+        assert not titles & {"Groupid", "Currenteventid", "Processpid", "Logcounts24H"}
 
     def test_spec_paths_are_documented(self, schema: dict[str, Any]) -> None:
         documented = {(method, path) for method, path, _ in operations(schema)}
@@ -194,6 +290,7 @@ SPEC_REJECTS_SCHEMA_VALID = {
     "ingest_screenshot": "the bytes must be a JPEG or PNG image (415)",
     "clients_update": "an unknown group_id is 400 `Group not found`",
     "tokens_create": "a client_uuid on a token of another role than device is 400",
+    "client_logs_list": "a `cursor` the service did not hand out is 400 `Invalid cursor`",
 }
 SEEDED_PATH_PARAMETERS = {"client_uuid": "disp-1", "group_id": 1, "screenshot_id": 1}
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from app.deps import AdminDep, NowDep, OptionalTokenDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import BadRequest
 from app.models import LOG_LEVELS
-from app.routers.common import AUTH_ERRORS, errors, json_response, parse_since
+from app.routers.common import AUTH_ERRORS, ClientFilterDep, errors, json_response, parse_since
 from app.schemas.common import STRICT_INT
 from app.schemas.logs import ClientLogsRead, OverviewRead, RecentErrorsRead, SummaryRead, TestRead
 from app.services import logs as log_service
@@ -96,15 +96,18 @@ async def recent_errors(
     responses=errors(400, *AUTH_ERRORS),
 )
 async def monitoring_overview(
-    _: SuperadminDep, session: SessionDep, settings: SettingsDep, now: NowDep, hours: Hours = 24
+    _: SuperadminDep, session: SessionDep, settings: SettingsDep, now: NowDep, where: ClientFilterDep, hours: Hours = 24
 ) -> Response:
-    """Every client with its status, window log counts, newest log and error, and screenshot state."""
+    """Every client with its status, window log counts, newest log and error, and screenshot state.
+
+    The optional filters narrow `clients`, and `summary` then counts the clients that match.
+    """
     hours = min(hours, MAX_HOURS)
     rules = Rules(
         grace_seconds=settings.heartbeat_grace_seconds,
         priority_ttl_seconds=settings.PRIORITY_SCREENSHOT_TTL_SECONDS,
     )
-    views = await client_views(session, now=now, hours=hours, rules=rules, with_logs=True)
+    views = await client_views(session, now=now, hours=hours, rules=rules, with_logs=True, where=where)
     return json_response(overview_payload(views, now=now, hours=hours, rules=rules))
 
 
@@ -129,8 +132,15 @@ async def client_logs(
             description="ISO 8601; `Z` allowed, naive means UTC; inclusive", json_schema_extra={"format": "date-time"}
         ),
     ] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="`next_cursor` of the previous page: the logs older than its last one (newest first).",
+        ),
+    ] = None,
 ) -> Response:
-    """One client's logs, newest first."""
+    """One client's logs, newest first; page back with `cursor` (each page gives the `next_cursor`)."""
     check_uuid(client_uuid)
     level_filter = None
     if level is not None:
@@ -138,8 +148,16 @@ async def client_logs(
         if level_filter not in LOG_LEVELS:
             raise BadRequest(f"Invalid level: {level}. Must be ERROR, WARN, INFO, or DEBUG")
     limit = min(limit, MAX_CLIENT_LOGS)
-    logs = await log_service.client_logs(
-        session, client_uuid=client_uuid, level=level_filter, since=parse_since(since), limit=limit
+    page = await log_service.client_logs_page(
+        session, client_uuid=client_uuid, level=level_filter, since=parse_since(since), limit=limit, cursor=cursor
     )
-    entries = [log_service.log_entry(log) for log in logs]
-    return json_response({"client_uuid": client_uuid, "logs": entries, "count": len(entries), "limit": limit})
+    entries = [log_service.log_entry(log) for log in page.logs]
+    return json_response(
+        {
+            "client_uuid": client_uuid,
+            "logs": entries,
+            "count": len(entries),
+            "limit": limit,
+            "next_cursor": page.next_cursor,
+        }
+    )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Response
 
 from app.deps import AdminDep, AuthFirstRoute, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
-from app.routers.common import AUTH_ERRORS, errors, json_response
+from app.routers.common import AUTH_ERRORS, ClientFilterDep, errors, json_response
 from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
 from app.schemas.common import STRICT_INT
 from app.services import clients as client_service
@@ -18,7 +18,7 @@ from app.services.ingest import check_uuid
 from app.services.overview import Rules, client_views
 
 logger = logging.getLogger(__name__)
-router = APIRouter(tags=["clients"], route_class=AuthFirstRoute)
+router = APIRouter(route_class=AuthFirstRoute)
 
 GroupId = Annotated[int, Ge(1), Lt(2**31), STRICT_INT, Path()]
 
@@ -32,10 +32,20 @@ def _rules(settings: SettingsDep) -> Rules:
     )
 
 
-@router.get("/api/clients", operation_id="clients_list", response_model=ClientList, responses=errors(*AUTH_ERRORS))
-async def list_clients(_: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep) -> Response:
-    """Every client with its group, liveness and status over the last 24 hours."""
-    views = await client_views(session, now=now, hours=STATUS_WINDOW_HOURS, rules=_rules(settings), with_logs=False)
+@router.get(
+    "/api/clients",
+    tags=["clients"],
+    operation_id="clients_list",
+    response_model=ClientList,
+    responses=errors(400, *AUTH_ERRORS),
+)
+async def list_clients(
+    _: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep, where: ClientFilterDep
+) -> Response:
+    """Every client (or those the filters select) with its group, liveness and status over the last 24 hours."""
+    views = await client_views(
+        session, now=now, hours=STATUS_WINDOW_HOURS, rules=_rules(settings), with_logs=False, where=where
+    )
     clients = [client_service.client_dict(view) for view in views]
     return json_response({"clients": clients, "count": len(clients)})
 
@@ -56,6 +66,7 @@ async def _one_client(session: SessionDep, settings: SettingsDep, now: NowDep, c
 
 @router.get(
     "/api/clients/{client_uuid}",
+    tags=["clients"],
     operation_id="clients_get",
     response_model=ClientRead,
     responses=errors(400, *AUTH_ERRORS, 404),
@@ -70,6 +81,7 @@ async def get_client(
 
 @router.patch(
     "/api/clients/{client_uuid}",
+    tags=["clients"],
     operation_id="clients_update",
     response_model=ClientRead,
     responses=errors(
@@ -90,6 +102,7 @@ async def update_client(
 
 @router.delete(
     "/api/clients/{client_uuid}",
+    tags=["clients"],
     operation_id="clients_delete",
     status_code=204,
     response_class=Response,
@@ -106,7 +119,13 @@ def _group(group_id: int, name: str, client_count: int) -> dict[str, object]:
     return {"id": group_id, "name": name, "client_count": client_count}
 
 
-@router.get("/api/client-groups", operation_id="groups_list", response_model=GroupList, responses=errors(*AUTH_ERRORS))
+@router.get(
+    "/api/client-groups",
+    tags=["groups"],
+    operation_id="groups_list",
+    response_model=GroupList,
+    responses=errors(*AUTH_ERRORS),
+)
 async def list_groups(_: AdminDep, session: SessionDep) -> Response:
     """Every group with its number of clients."""
     groups = await client_service.list_groups(session)
@@ -115,6 +134,7 @@ async def list_groups(_: AdminDep, session: SessionDep) -> Response:
 
 @router.post(
     "/api/client-groups",
+    tags=["groups"],
     operation_id="groups_create",
     status_code=201,
     response_model=GroupRead,
@@ -128,6 +148,7 @@ async def create_group(body: GroupWrite, _: AdminDep, session: SessionDep) -> Re
 
 @router.patch(
     "/api/client-groups/{group_id}",
+    tags=["groups"],
     operation_id="groups_update",
     response_model=GroupRead,
     responses=errors(400, *AUTH_ERRORS, 404, 409),
@@ -141,6 +162,7 @@ async def rename_group(group_id: GroupId, body: GroupWrite, _: AdminDep, session
 
 @router.delete(
     "/api/client-groups/{group_id}",
+    tags=["groups"],
     operation_id="groups_delete",
     status_code=204,
     response_class=Response,

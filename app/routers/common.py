@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import Response
+import orjson
+from fastapi import Depends, Query, Response
 
 from app import json_values
 from app.errors import BadRequest
-from app.schemas.common import INVALID_TIMESTAMP, ErrorBody, parse_timestamp
+from app.models import DisplayStatus
+from app.schemas.common import INVALID_TIMESTAMP, NO_NUL_PATTERN, ErrorBody, parse_timestamp
+from app.services.overview import ClientFilter
 
 _DESCRIPTIONS = {
     400: "Bad request: a value that does not parse or is out of range",
@@ -48,3 +51,22 @@ def parse_since(value: str | None) -> datetime | None:
         return parse_timestamp(value)
     except ValueError:
         raise BadRequest(INVALID_TIMESTAMP) from None
+
+
+async def client_filter(
+    group_id: Annotated[int | None, Query(ge=1, lt=2**31, description="Only the clients of this group.")] = None,
+    status: Annotated[DisplayStatus | None, Query(description="Only the clients with this status.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            pattern=NO_NUL_PATTERN,
+            description="Free text: only the clients whose hostname, description or uuid contains it (any case).",
+        ),
+    ] = None,
+) -> ClientFilter:
+    """The optional filters of the client list and the overview (none given: every client)."""
+    return ClientFilter(group_id=group_id, status=status, search=q or None)
+
+
+ClientFilterDep = Annotated[ClientFilter, Depends(client_filter)]

@@ -8,10 +8,12 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import text
+from typing_extensions import TypeAliasType
 
-from app import metrics
 from app.deps import StateDep
+from app.metrics import CONTENT_TYPE
 from app.routers.common import json_response
+from app.services import fleet_metrics
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
@@ -21,9 +23,13 @@ class Healthz(BaseModel):
     status: Literal["ok"]
 
 
+DatabaseCheck = TypeAliasType("DatabaseCheck", Literal["ok", "error"])
+MqttConnection = TypeAliasType("MqttConnection", Literal["connected", "disconnected", "disabled"])
+
+
 class Readyz(BaseModel):
-    database: Literal["ok", "error"]
-    mqtt: Literal["connected", "disconnected", "disabled"]
+    database: DatabaseCheck
+    mqtt: MqttConnection
 
 
 @router.get("/healthz", operation_id="ops_healthz", response_model=Healthz)
@@ -63,5 +69,5 @@ async def readyz(state: StateDep) -> Response:
     },
 )
 async def prometheus_metrics(state: StateDep) -> Response:
-    """Prometheus metrics: ingested messages, HTTP durations, displays by status, buffer depth."""
-    return Response(await metrics.render(state), media_type=metrics.CONTENT_TYPE)
+    """Prometheus metrics (process, ingest, database, broker, displays by status); served while the database is down."""
+    return Response(await fleet_metrics.render(state), media_type=CONTENT_TYPE)

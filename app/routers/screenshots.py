@@ -10,14 +10,15 @@ from starlette.datastructures import UploadFile
 
 from app.deps import AuthFirstRoute, DeviceDep, NowDep, SessionDep, SettingsDep, StateDep, UserDep
 from app.errors import BadRequest
+from app.models import SCREENSHOT_TYPES, ScreenshotType
 from app.routers.common import AUTH_ERRORS, errors, json_response
 from app.routers.ingest import check_ingest_allowed
 from app.schemas.common import STRICT_INT
-from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory, ScreenshotType
+from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory
 from app.services import screenshots as service
 from app.services.ingest import check_uuid
 
-router = APIRouter(tags=["screenshots"], route_class=AuthFirstRoute)
+router = APIRouter(route_class=AuthFirstRoute)
 
 ScreenshotId = Annotated[int, Ge(1), Lt(2**63), STRICT_INT, Path()]
 IfNoneMatch = Annotated[str | None, Header(description="An ETag from an earlier response: 304 if unchanged.")]
@@ -29,6 +30,8 @@ _UPLOAD_BODY: dict[str, Any] = {
         "content": {
             "image/jpeg": _BINARY,
             "image/png": _BINARY,
+            # What a generated client sends for raw bytes; the bytes decide the format, not this header.
+            "application/octet-stream": _BINARY,
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
@@ -42,7 +45,10 @@ _UPLOAD_BODY: dict[str, Any] = {
 _IMAGE_HEADERS = {
     "ETag": {"description": 'The quoted SHA-256 of the image: `"<hash>"`.', "schema": {"type": "string"}},
     "Cache-Control": {"description": "`no-cache`: revalidate with `If-None-Match`.", "schema": {"type": "string"}},
-    "X-Screenshot-Type": {"description": "periodic, event_start or event_stop.", "schema": {"type": "string"}},
+    "X-Screenshot-Type": {
+        "description": "periodic, event_start or event_stop.",
+        "schema": {"type": "string", "enum": list(SCREENSHOT_TYPES)},
+    },
 }
 _FALLBACK_HEADER = {
     "X-Screenshot-Fallback": {
@@ -153,6 +159,7 @@ async def _serve(
 
 @router.get(
     "/screenshots/{client_uuid}",
+    tags=["screenshots"],
     operation_id="screenshots_latest",
     response_class=Response,
     responses=_image_responses(),
@@ -168,6 +175,7 @@ async def latest(
 
 @router.get(
     "/screenshots/{client_uuid}/priority",
+    tags=["screenshots"],
     operation_id="screenshots_priority",
     response_class=Response,
     responses=_image_responses(fallback=True),
@@ -183,6 +191,7 @@ async def priority(
 
 @router.get(
     "/screenshots/{client_uuid}/history/{screenshot_id}",
+    tags=["screenshots"],
     operation_id="screenshots_history_image",
     response_class=Response,
     responses=_image_responses(),
@@ -203,6 +212,7 @@ async def history_image(
 
 @router.get(
     "/api/clients/{client_uuid}/screenshots",
+    tags=["screenshots"],
     operation_id="screenshots_history",
     response_model=ScreenshotHistory,
     responses=errors(400, *AUTH_ERRORS, 404),

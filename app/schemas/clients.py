@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from app.models import DetectedScreenReason, DisplayStatus, ScreenAnalysis, PriorityScreenshotType, ProcessStatus, ScreenHealthStatus, ScreenshotType
 from app.schemas.common import NO_NUL_PATTERN
 
 
@@ -22,23 +23,23 @@ class ClientRead(BaseModel):
     last_alive: datetime | None
     is_active: bool
     is_alive: bool
-    status: str = Field(examples=["healthy"], description="offline, critical, warning or healthy (last 24 h)")
+    status: DisplayStatus = Field(description="Over the last 24 hours.")
     current_event_id: int | None
     current_process: str | None
-    process_status: str | None
+    process_status: ProcessStatus | None
     process_pid: int | None
-    screen_health_status: str | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
-    detected_screen_health: str | None = Field(
+    screen_health_status: ScreenHealthStatus | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
+    detected_screen_health: ScreenAnalysis | None = Field(
         description="What the service sees in the display's latest analysed screenshot: OK, BLACK or FROZEN "
         "(null until one is analysed); BLACK or FROZEN makes the display critical like a reported one."
     )
-    detected_screen_health_reason: str | None = Field(
+    detected_screen_health_reason: DetectedScreenReason | None = Field(
         description="`screen_black` or `screen_frozen` when detected, else null.", examples=["screen_black"]
     )
     last_screenshot_analyzed: datetime | None
     last_screenshot_hash: str | None
-    latest_screenshot_type: str | None
-    last_priority_screenshot_type: str | None
+    latest_screenshot_type: ScreenshotType | None
+    last_priority_screenshot_type: PriorityScreenshotType | None
     last_priority_received_at: datetime | None
     last_priority_screenshot_hash: str | None
 

@@ -6,7 +6,8 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.fields import ComputedFieldInfo, FieldInfo
 from pydantic_core import PydanticCustomError
 
 # PostgreSQL text cannot hold NUL characters; stored names and ids refuse them (400) instead of failing (500).
@@ -59,6 +60,16 @@ Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 # Metadata for an integer in a query or path: digits only, never `1.0` (which pydantic's lax mode takes).
 # Bounds go before it in the `Annotated` (`Ge(1), STRICT_INT`), so the OpenAPI schema shows them.
 STRICT_INT = BeforeValidator(_integer)
+
+
+def _words_title(name: str, _info: FieldInfo | ComputedFieldInfo) -> str:
+    """`groupId` and `group_id` both read "Group Id" (pydantic's default makes "Groupid" of camelCase)."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").split()
+    return " ".join(word[:1].upper() + word[1:] for word in words)
+
+
+# For the camelCase shapes of the original (the monitoring overview).
+CAMEL_CASE = ConfigDict(field_title_generator=_words_title)
 
 
 class ErrorBody(BaseModel):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from app.json_values import bounded_context, storable_text
-from app.models import LOG_LEVELS
+from app.models import LOG_LEVELS, ProcessStatus, ScreenHealthStatus
 from app.schemas.common import NO_NUL_PATTERN, Timestamp
 
 MAX_MESSAGE_CHARS = 8192
@@ -20,10 +21,6 @@ MAX_CLOCK_AHEAD = timedelta(minutes=10)
 # What `normalize_level` accepts, spelled out for the OpenAPI schema (JSON Schema has no case-insensitive flag).
 LEVEL_PATTERN = "^(?:[Ee][Rr][Rr][Oo][Rr]|[Ww][Aa][Rr][Nn](?:[Ii][Nn][Gg])?|[Ii][Nn][Ff][Oo]|[Dd][Ee][Bb][Uu][Gg])$"
 LEVEL_ALIASES = {"ERROR": "ERROR", "WARN": "WARN", "WARNING": "WARN", "INFO": "INFO", "DEBUG": "DEBUG"}
-
-ProcessStatus = Literal["running", "crashed", "starting", "stopped"]
-ScreenHealthStatus = Literal["OK", "BLACK", "FROZEN", "UNKNOWN"]
-ScreenshotType = Literal["periodic", "event_start", "event_stop"]
 
 
 def normalize_level(value: str) -> str | None:

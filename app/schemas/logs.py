@@ -7,11 +7,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.models import (
+    DetectedScreenReason,
+    DisplayStatus,
+    LogLevel,
+    PriorityScreenshotType,
+    ProcessStatus,
+    ScreenAnalysis,
+    ScreenHealthStatus,
+    ScreenshotType,
+)
+from app.schemas.common import CAMEL_CASE
+
 
 class LogEntry(BaseModel):
     id: int
     timestamp: datetime
-    level: str = Field(examples=["ERROR"])
+    level: LogLevel = Field(examples=["ERROR"])
     message: str
     context: dict[str, Any] = Field(examples=[{"source": "player", "retry_count": 1}])
 
@@ -25,6 +37,9 @@ class ClientLogsRead(BaseModel):
     logs: list[LogEntry]
     count: int
     limit: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next, older page; null on the last page.", examples=[None]
+    )
 
 
 class LevelCountsRead(BaseModel):
@@ -66,7 +81,7 @@ class TestCounts(BaseModel):
 
 class RecentLog(BaseModel):
     client_uuid: str
-    level: str
+    level: LogLevel
     message: str
     timestamp: datetime
 
@@ -80,6 +95,8 @@ class TestRead(BaseModel):
 
 
 class OverviewSummary(BaseModel):
+    model_config = CAMEL_CASE
+
     totalClients: int
     onlineClients: int
     offlineClients: int
@@ -92,6 +109,8 @@ class OverviewSummary(BaseModel):
 
 
 class OverviewLogCounts(BaseModel):
+    model_config = CAMEL_CASE
+
     error: int
     warn: int
     info: int
@@ -99,6 +118,8 @@ class OverviewLogCounts(BaseModel):
 
 
 class OverviewClient(BaseModel):
+    model_config = CAMEL_CASE
+
     uuid: str
     hostname: str | None
     description: str | None
@@ -109,23 +130,23 @@ class OverviewClient(BaseModel):
     registrationTime: datetime | None
     lastAlive: datetime | None
     isAlive: bool
-    status: str = Field(examples=["healthy"])
+    status: DisplayStatus
     currentEventId: int | None
     currentProcess: str | None
-    processStatus: str | None
+    processStatus: ProcessStatus | None
     processPid: int | None
-    screenHealthStatus: str | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
-    detectedScreenHealth: str | None = Field(
+    screenHealthStatus: ScreenHealthStatus | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
+    detectedScreenHealth: ScreenAnalysis | None = Field(
         description="What the service sees in the latest analysed screenshot: OK, BLACK or FROZEN (null until "
         "analysed); BLACK or FROZEN makes the display critical like a reported one."
     )
-    detectedScreenHealthReason: str | None = Field(
+    detectedScreenHealthReason: DetectedScreenReason | None = Field(
         description="`screen_black` or `screen_frozen` when detected, else null.", examples=["screen_black"]
     )
     lastScreenshotAnalyzed: datetime | None
     lastScreenshotHash: str | None
-    latestScreenshotType: str = Field(examples=["periodic"])
-    priorityScreenshotType: str | None
+    latestScreenshotType: ScreenshotType = Field(description="`periodic` when the client sent none.")
+    priorityScreenshotType: PriorityScreenshotType | None
     priorityScreenshotReceivedAt: datetime | None
     hasActivePriorityScreenshot: bool
     screenshotUrl: str
@@ -135,6 +156,8 @@ class OverviewClient(BaseModel):
 
 
 class OverviewRead(BaseModel):
+    model_config = CAMEL_CASE
+
     summary: OverviewSummary
     periodHours: int
     gracePeriodSeconds: int

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ScreenshotType = Literal["periodic", "event_start", "event_stop"]
-# What the service sees in a screenshot (SPEC §14).
-ScreenAnalysis = Literal["OK", "BLACK", "FROZEN"]
+from app.models import ScreenAnalysis, ScreenshotType
+
+__all__ = ["ScreenAnalysis", "ScreenshotType"]
 
 
 class ScreenshotAccepted(BaseModel):

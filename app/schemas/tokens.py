@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.models import Role
 from app.schemas.common import NO_NUL_PATTERN
-
-Role = Literal["device", "user", "editor", "admin", "superadmin"]
 
 
 class TokenCreate(BaseModel):
@@ -30,7 +28,7 @@ class TokenCreate(BaseModel):
 class TokenRead(BaseModel):
     id: int
     name: str
-    role: str
+    role: Role
     client_uuid: str | None
     created_at: datetime
     last_used_at: datetime | None
@@ -40,7 +38,7 @@ class TokenRead(BaseModel):
 class TokenCreated(BaseModel):
     id: int
     name: str
-    role: str
+    role: Role
     client_uuid: str | None
     created_at: datetime
     token: str = Field(description="The secret: shown this once, stored only as its SHA-256.")

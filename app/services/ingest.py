@@ -21,6 +21,7 @@ from sqlmodel import col
 from app import json_values
 from app.db import insert_for
 from app.errors import BadRequest
+from app.metrics import LOG_LINES_STORED, count_after_commit
 from app.models import Client, ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal
 from app.schemas.ingest import MAX_CLOCK_AHEAD, LogRecord
 
@@ -168,6 +169,7 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
     await advance_latest_logs(session, inserted)
+    count_after_commit(session, LOG_LINES_STORED, len(inserted))
     return len(entries)
 
 

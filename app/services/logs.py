@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Row, Select, bindparam, cast, func, select, union_all
+from sqlalchemy import Integer, Row, Select, bindparam, cast, func, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from app.errors import ClientNotFound
+from app.errors import BadRequest, ClientNotFound
 from app.json_values import MAX_CONTEXT_DEPTH, nests_deeper_than, truncated
 from app.models import LOG_LEVELS, Client, ClientLog, LogCountHourly, LogCountSixHourly, LogTotal, UTCDateTime
 from app.services.ingest import BLOCK_HOURS, LEVEL_COLUMNS, block_start, hour_bucket
@@ -81,19 +84,81 @@ def empty_counts() -> LevelCounts:
     return dict.fromkeys(LOG_LEVELS, 0)
 
 
+# Log ids are BIGINT: a larger number in a cursor is not one we handed out (and the database would refuse it).
+_MAX_ID = 2**63
+
+
+def encode_cursor(log: Any) -> str:
+    """An opaque cursor for the logs after this one in newest-first order: its (timestamp, id), base64url."""
+    return base64.urlsafe_b64encode(f"{log.timestamp.isoformat()}|{log.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (timestamp, id) a cursor stands for; 400 `Invalid cursor` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, log_id = text.partition("|")
+        timestamp = datetime.fromisoformat(moment)
+        if timestamp.tzinfo is None or not log_id.isascii() or not log_id.isdigit() or int(log_id) >= _MAX_ID:
+            raise ValueError(text)
+        return timestamp.astimezone(UTC), int(log_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("Invalid cursor") from None
+
+
+@dataclass
+class LogPage:
+    logs: Sequence[LogRow]
+    # Where the next (older) page starts; None when this page is the last.
+    next_cursor: str | None
+
+
+async def client_logs_page(
+    session: AsyncSession,
+    *,
+    client_uuid: str,
+    level: str | None,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None = None,
+) -> LogPage:
+    """One page of `client_logs`, older than `cursor` if given, with the cursor of the next page.
+
+    One more row than the page is read, so the last page is known without another statement.
+    """
+    before = decode_cursor(cursor) if cursor is not None else None
+    rows = await client_logs(session, client_uuid=client_uuid, level=level, since=since, limit=limit + 1, before=before)
+    if len(rows) <= limit:
+        return LogPage(logs=rows, next_cursor=None)
+    return LogPage(logs=rows[:limit], next_cursor=encode_cursor(rows[limit - 1]))
+
+
 async def client_logs(
-    session: AsyncSession, *, client_uuid: str, level: str | None, since: datetime | None, limit: int
+    session: AsyncSession,
+    *,
+    client_uuid: str,
+    level: str | None,
+    since: datetime | None,
+    limit: int,
+    before: tuple[datetime, int] | None = None,
 ) -> Sequence[LogRow]:
-    """Newest first; 404 for an unknown client.
+    """Newest first (timestamp, then id), older than `before` if given; 404 for an unknown client.
 
     The client is only looked up when no log matches: a log row proves its client exists (foreign key),
-    so the common request is one statement.
+    so the common request is one statement. Every filter is served by the index on (client_uuid,
+    timestamp, id), or (client_uuid, level, timestamp, id) with a level.
     """
     query = select(*_ENTRY_COLUMNS).where(col(ClientLog.client_uuid) == client_uuid)
     if level is not None:
         query = query.where(col(ClientLog.level) == level)
     if since is not None:
         query = query.where(col(ClientLog.timestamp) >= since)
+    if before is not None:
+        timestamp, log_id = before
+        query = query.where(
+            tuple_(col(ClientLog.timestamp), col(ClientLog.id))
+            < tuple_(bindparam("before_timestamp", timestamp, type_=UTCDateTime()), log_id)
+        )
     query = query.order_by(col(ClientLog.timestamp).desc(), col(ClientLog.id).desc()).limit(limit)
     logs = (await session.execute(query)).all()
     if not logs and await session.scalar(select(col(Client.uuid)).where(col(Client.uuid) == client_uuid)) is None:

@@ -40,7 +40,14 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES
+from app.metrics import (
+    DATABASE_ERRORS,
+    INGEST_BATCH_COMMIT,
+    INGEST_BUFFER_DEPTH,
+    INGEST_WAITING,
+    MQTT_MESSAGES,
+    MQTT_RECONNECTS,
+)
 from app.services.mqtt_batch import apply_actions
 from app.services.mqtt_client import IngestClient
 from app.services.mqtt_connection import MqttConfigurationError, describe_failure, tls_context
@@ -203,6 +210,9 @@ class MqttIngest:
                 logger.exception("MQTT ingestion failed; reconnecting")
             finally:
                 self.mqtt_state.connected = False
+                # Unacknowledged messages are the broker's again (redelivered): nothing of ours waits.
+                INGEST_WAITING.waiting_since = None
+            MQTT_RECONNECTS.inc()
             if self._subscribed:
                 delay = self.backoff_initial
             pause = delay * random.uniform(0.8, 1.2)
@@ -269,7 +279,10 @@ class MqttIngest:
         client.flow_control = True
         while True:
             batch = await self._gather(messages)
+            if INGEST_WAITING.waiting_since is None:
+                INGEST_WAITING.waiting_since = time.monotonic()
             INGEST_BUFFER_DEPTH.set(len(batch) + len(messages))
+            store_started = time.monotonic()
             await self._store(batch)
             if self.fault_hook is not None:
                 await self.fault_hook(AFTER_COMMIT, batch)
@@ -278,6 +291,8 @@ class MqttIngest:
             client.resume_reading()
             INGEST_BUFFER_DEPTH.set(len(messages))
             self.dropped_log.flush()
+            # What is still queued arrived while this batch was stored: at the earliest when that began.
+            INGEST_WAITING.waiting_since = store_started if len(messages) else None
 
     async def _gather(self, messages: aiomqtt.client.MessagesIterator) -> list[Received]:
         """The next batch: wait for one message, then take what arrives within the window.
@@ -326,11 +341,13 @@ class MqttIngest:
         attempts = 0
         while True:
             attempts += 1
+            started = time.perf_counter()
             try:
                 await self._write(items)
             except AbortConnection:
                 raise
             except Exception as exc:
+                DATABASE_ERRORS.labels("mqtt").inc()
                 answers = await self._database_answers()
                 if answers and (not _is_transient(exc) or attempts >= TRANSIENT_ATTEMPTS):
                     if len(items) > 1:
@@ -346,6 +363,7 @@ class MqttIngest:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
             else:
+                INGEST_BATCH_COMMIT.observe(time.perf_counter() - started)
                 for item in items:
                     assert isinstance(item.result, Parsed)
                     _count(item.result.kind, item.result.outcome)

@@ -10,14 +10,31 @@ from operator import itemgetter
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import DateTime, Select, select, type_coerce
+from sqlalchemy import DateTime, Select, or_, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, LatestLog, UTCDateTime
+from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, DisplayStatus, LatestLog, UTCDateTime
 from app.services.logs import LevelCounts, empty_counts, parse_context, window_counts
-from app.services.status import Status, client_status, is_alive, priority_active
+from app.services.status import client_status, is_alive, priority_active
+
+
+@dataclass(frozen=True)
+class ClientFilter:
+    """Optional narrowing of the client list and the overview; the default keeps every client.
+
+    No index serves `search` (a substring): the unfiltered query reads every client anyway, and the
+    filters only drop rows from that one scan; `group_id` has its index (`ix_clients_group_id`).
+    """
+
+    group_id: int | None = None
+    status: str | None = None
+    # Free text, case-insensitive, matched anywhere in hostname, description or uuid.
+    search: str | None = None
+
+
+NO_FILTER = ClientFilter()
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,7 @@ class ClientView:
     latest_error: dict[str, Any] | None
     counts: LevelCounts
     alive: bool
-    status: Status
+    status: DisplayStatus
     priority_active: bool
 
 
@@ -138,6 +155,7 @@ def _clients_query(*, with_logs: bool, dialect: str) -> Select[Any]:
 
 
 _ORDER_FIELDS = _fields("description", "hostname", "uuid")
+_SEARCHED_COLUMNS = (col(Client.hostname), col(Client.description), col(Client.uuid))
 
 
 def _dashboard_order(row: Any) -> tuple[Any, ...]:
@@ -176,16 +194,21 @@ async def client_views(
     rules: Rules,
     with_logs: bool,
     client_uuid: str | None = None,
+    where: ClientFilter = NO_FILTER,
 ) -> list[ClientView]:
-    """Every client (or one) with its status over the last `hours`: exactly two statements.
+    """Every client (or one, or those `where` selects) with its status over the last `hours`: two statements.
 
     Overview builds (`with_logs`) take one of `OVERVIEW_BUILDS` slots. The caller renders the
     payload right after, without awaiting, so a build's memory is released before the next starts.
     """
     if not with_logs:
-        return await _client_views(session, now=now, hours=hours, rules=rules, with_logs=False, client_uuid=client_uuid)
+        return await _client_views(
+            session, now=now, hours=hours, rules=rules, with_logs=False, client_uuid=client_uuid, where=where
+        )
     async with _overview_slots():
-        return await _client_views(session, now=now, hours=hours, rules=rules, with_logs=True, client_uuid=client_uuid)
+        return await _client_views(
+            session, now=now, hours=hours, rules=rules, with_logs=True, client_uuid=client_uuid, where=where
+        )
 
 
 async def _client_views(
@@ -196,6 +219,7 @@ async def _client_views(
     rules: Rules,
     with_logs: bool,
     client_uuid: str | None = None,
+    where: ClientFilter = NO_FILTER,
 ) -> list[ClientView]:
     """See `client_views`.
 
@@ -208,6 +232,10 @@ async def _client_views(
     query = _clients_query(with_logs=with_logs, dialect=dialect)
     if client_uuid is not None:
         query = query.where(col(Client.uuid) == client_uuid)
+    if where.group_id is not None:
+        query = query.where(col(Client.group_id) == where.group_id)
+    if where.search:
+        query = query.where(or_(*(column.icontains(where.search, autoescape=True) for column in _SEARCHED_COLUMNS)))
     engine = session.bind
     if dialect == "postgresql" and isinstance(engine, AsyncEngine):
 
@@ -243,6 +271,15 @@ async def _client_views(
             now=now,
             grace_seconds=rules.grace_seconds,
         )
+        status = client_status(
+            alive=alive,
+            process_status=process_status,
+            screen_health_status=screen_health,
+            log_counts=client_counts,
+            detected_screen_health=detected,
+        )
+        if where.status is not None and status != where.status:
+            continue
         views.append(
             ClientView(
                 client=row,
@@ -251,13 +288,7 @@ async def _client_views(
                 latest_error=_log_from_row(values[first_error:]) if with_logs else None,
                 counts=client_counts,
                 alive=alive,
-                status=client_status(
-                    alive=alive,
-                    process_status=process_status,
-                    screen_health_status=screen_health,
-                    log_counts=client_counts,
-                    detected_screen_health=detected,
-                ),
+                status=status,
                 priority_active=priority_active(priority_at, now=now, ttl_seconds=rules.priority_ttl_seconds),
             )
         )

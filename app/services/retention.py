@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.metrics import DATABASE_ERRORS, RETENTION_DELETED, count_after_commit
 from app.models import ClientLog, LatestLog
 from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, adjust_log_counts, block_start, hour_bucket
 from app.state import AppState
@@ -42,6 +43,7 @@ async def delete_logs_batch(session: AsyncSession, *, before: datetime, limit: i
     deltas = Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in deleted)
     await adjust_log_counts(session, {key: -count for key, count in deltas.items()})
     await forget_latest_logs(session, [row.id for row in deleted])
+    count_after_commit(session, RETENTION_DELETED.labels("client_logs"), len(deleted))
     return len(deleted)
 
 
@@ -101,6 +103,7 @@ async def run_periodically(
         try:
             await job()
         except Exception:  # the task must outlive a database outage; the next run retries
+            DATABASE_ERRORS.labels("retention").inc()
             logger.exception("%s failed; retrying in %.0f s", name, interval)
         await asyncio.sleep(interval)
 

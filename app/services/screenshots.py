@@ -28,6 +28,7 @@ from sqlmodel import col
 
 from app.config import Settings
 from app.errors import BadRequest, ClientNotFound, NotFound, PayloadTooLarge, UnsupportedMediaType
+from app.metrics import SCREENSHOT_BYTES_STORED, count_after_commit
 from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Screenshot
 from app.services.ingest import check_uuid, record_heartbeat
 from app.services.unit_of_work import file_effects
@@ -152,6 +153,7 @@ async def store_screenshot(
         now=now,
     )
     effects.to_delete.extend(pruned)
+    count_after_commit(session, SCREENSHOT_BYTES_STORED, len(image))
     return StoredScreenshot(
         id=stored_id,
         client_uuid=client_uuid,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Literal
 
-Status = Literal["offline", "critical", "warning", "healthy"]
+from app.models import DisplayStatus
+
 # A screen that is black or frozen, whether the display reports it or the service sees it (SPEC §14).
 BAD_SCREEN = ("BLACK", "FROZEN")
 
@@ -34,7 +34,7 @@ def client_status(
     screen_health_status: str | None,
     log_counts: Mapping[str, int],
     detected_screen_health: str | None = None,
-) -> Status:
+) -> DisplayStatus:
     """offline, then critical, then warning, then healthy; log counts are over the request's window.
 
     A screen the service detected as BLACK or FROZEN counts like one the display reports so.

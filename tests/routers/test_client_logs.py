@@ -253,7 +253,7 @@ class TestClientLogs:
     async def test_known_client_without_logs_is_empty(self, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         await heartbeat(client, admin, "quiet")
         body = (await client.get("/api/client-logs/quiet/logs", headers=admin)).json()
-        assert body == {"client_uuid": "quiet", "logs": [], "count": 0, "limit": 50}
+        assert body == {"client_uuid": "quiet", "logs": [], "count": 0, "limit": 50, "next_cursor": None}
 
     async def test_known_client_with_no_matching_log_is_empty_not_404(
         self, client: httpx.AsyncClient, admin: dict[str, str]
@@ -261,7 +261,7 @@ class TestClientLogs:
         await post_logs(client, admin, "chatty", [log("info", "only info")])
         response = await client.get("/api/client-logs/chatty/logs", params={"level": "error"}, headers=admin)
         assert response.status_code == 200
-        assert response.json() == {"client_uuid": "chatty", "logs": [], "count": 0, "limit": 50}
+        assert response.json() == {"client_uuid": "chatty", "logs": [], "count": 0, "limit": 50, "next_cursor": None}
 
     @pytest.mark.parametrize("bad", ["bad.uuid", "-leading-dash", "a" * 65, "sp%20ace", "%C3%A9t%C3%A9"])
     async def test_bad_uuid_is_400(self, client: httpx.AsyncClient, admin: dict[str, str], bad: str) -> None:

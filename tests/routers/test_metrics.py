@@ -14,8 +14,12 @@ from app.config import Settings
 from app.main import create_app
 from app.metrics import INGEST_BUFFER_DEPTH, MQTT_MESSAGES, UNMATCHED_ROUTE
 from app.models import Client
+from app.schemas.ingest import LogRecord
+from app.services.ingest import record_logs
+from app.services.retention import delete_expired_logs
 from app.state import AppState
 from tests.conftest import Clock
+from tests.helpers import png_bytes
 
 
 async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -65,13 +69,40 @@ class TestExposition:
         finally:
             INGEST_BUFFER_DEPTH.set(0)
 
-    async def test_broker_connection_gauge(self, backend: str, client: httpx.AsyncClient, state: AppState) -> None:
-        assert (await scrape(client))[("infoscreen_mqtt_connected", ())] == 0
+    async def test_broker_connection_gauge_tells_disabled_from_down(
+        self, backend: str, client: httpx.AsyncClient, state: AppState
+    ) -> None:
+        assert (await scrape(client))[("infoscreen_mqtt_connected", ())] == -1
         state.mqtt.enabled = True
         state.mqtt.connected = True
         assert (await scrape(client))[("infoscreen_mqtt_connected", ())] == 1
         state.mqtt.connected = False
         assert (await scrape(client))[("infoscreen_mqtt_connected", ())] == 0
+
+    async def test_process_build_and_operations_families_and_no_created_series(
+        self, backend: str, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/metrics")
+        families = {family.name: family for family in text_string_to_metric_families(response.text)}
+        assert {
+            "process_resident_memory_bytes",
+            "process_cpu_seconds",
+            "process_open_fds",
+            "process_start_time_seconds",
+            "python_info",
+            "infoscreen_build_info",
+            "infoscreen_ingest_lag_seconds",
+            "infoscreen_ingest_batch_commit_seconds",
+            "infoscreen_database_errors",
+            "infoscreen_mqtt_reconnects",
+            "infoscreen_log_lines_stored",
+            "infoscreen_screenshot_bytes_stored",
+            "infoscreen_retention_deleted_rows",
+        } <= set(families)
+        [build] = families["infoscreen_build_info"].samples
+        assert build.labels["version"]
+        assert "_created" not in response.text
+        assert families["infoscreen_ingest_lag_seconds"].samples[0].value >= 0
 
     async def test_several_apps_in_one_process_each_serve_metrics(
         self, backend: str, client: httpx.AsyncClient, settings: Settings, clock: Clock
@@ -128,6 +159,55 @@ class TestDisplaysByStatus:
             statement_counter.counting = False
             counts.append(statement_counter.count)
         assert counts[0] == counts[1]
+
+
+def sample(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class TestStoredCounters:
+    async def test_log_lines_count_what_was_stored_not_repeats(
+        self, backend: str, client: httpx.AsyncClient, superadmin: dict[str, str]
+    ) -> None:
+        before = sample(await scrape(client), "infoscreen_log_lines_stored_total")
+        entries = [{"level": "info", "message": "a", "message_id": "m-1"}, {"level": "warn", "message": "b"}]
+        for _ in range(2):  # the second time, m-1 is a repeat
+            response = await client.post("/api/clients/disp-1/logs", json=entries, headers=superadmin)
+            assert response.status_code == 202
+        assert sample(await scrape(client), "infoscreen_log_lines_stored_total") == before + 3
+
+    async def test_screenshot_bytes(self, backend: str, client: httpx.AsyncClient, superadmin: dict[str, str]) -> None:
+        image = png_bytes()
+        before = sample(await scrape(client), "infoscreen_screenshot_bytes_stored_total")
+        response = await client.post(
+            "/api/clients/disp-1/screenshot", content=image, headers={**superadmin, "Content-Type": "image/png"}
+        )
+        assert response.status_code == 202
+        assert sample(await scrape(client), "infoscreen_screenshot_bytes_stored_total") == before + len(image)
+
+    async def test_nothing_is_counted_for_a_transaction_that_rolls_back(
+        self, backend: str, client: httpx.AsyncClient, state: AppState, clock: Clock
+    ) -> None:
+        before = sample(await scrape(client), "infoscreen_log_lines_stored_total")
+        async with state.session_factory() as session:
+            await record_logs(session, [("disp-1", LogRecord(level="INFO", message="m"))], now=clock())
+            await session.rollback()
+        assert sample(await scrape(client), "infoscreen_log_lines_stored_total") == before
+        async with state.session_factory() as session, session.begin():
+            await record_logs(session, [("disp-1", LogRecord(level="INFO", message="m"))], now=clock())
+        assert sample(await scrape(client), "infoscreen_log_lines_stored_total") == before + 1
+
+    async def test_retention_deletions(
+        self, backend: str, client: httpx.AsyncClient, state: AppState, clock: Clock
+    ) -> None:
+        old = clock() - timedelta(days=state.settings.LOG_RETENTION_DAYS + 1)
+        async with state.session_factory() as session, session.begin():
+            records = [("disp-1", LogRecord(level="INFO", message=f"m{i}", timestamp=old)) for i in range(3)]
+            await record_logs(session, records, now=clock())
+        before = sample(await scrape(client), "infoscreen_retention_deleted_rows_total", table="client_logs")
+        assert await delete_expired_logs(state, batch_size=2) == 3
+        after = sample(await scrape(client), "infoscreen_retention_deleted_rows_total", table="client_logs")
+        assert after == before + 3
 
 
 class TestHttpDurations:

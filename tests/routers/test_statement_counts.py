@@ -24,7 +24,11 @@ ENDPOINTS = {
     # No log matches: one more statement to tell an empty list from an unknown client (404).
     "client-logs-none": ("/api/client-logs/disp-000/logs?since=2030-01-01T00:00:00Z", 3),
     "test": ("/api/client-logs/test", 3),
+    "monitoring-overview-filtered": ("/api/client-logs/monitoring-overview?group_id=1&status=critical&q=host", 3),
+    # Reads one row more than the page to know whether a next page exists: no extra statement.
+    "client-logs-cursor": ("/api/client-logs/disp-000/logs?limit=2&cursor=MjAyNi0wMy0xMFQwMDowMDowMCswMDowMHw5OTk5", 2),
     "clients": ("/api/clients", 3),
+    "clients-filtered": ("/api/clients?group_id=1&status=critical&q=host", 3),
     "client": ("/api/clients/disp-000", 3),
 }
 
