@@ -98,6 +98,6 @@ def bounded_context(context: dict[str, Any]) -> dict[str, Any]:
 def dumps(value: Any) -> bytes:
     """orjson, and when it refuses the value a serializable copy (NaN and infinities become null)."""
     try:
-        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return orjson.dumps(serializable(value, max_depth=_RESPONSE_DEPTH), option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(serializable(value, max_depth=_RESPONSE_DEPTH))
