@@ -12,9 +12,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.schemas.common import INVALID_TIMESTAMP, INVALID_TIMESTAMP_ERROR
-
 from app.metrics import DATABASE_ERRORS
+from app.schemas.common import INVALID_TIMESTAMP, INVALID_TIMESTAMP_ERROR
 
 logger = logging.getLogger(__name__)
 

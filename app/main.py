@@ -26,8 +26,8 @@ from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
-from app.services.sweep import start_sweep_task
 from app.services.screen_analysis_worker import start_screen_analysis
+from app.services.sweep import start_sweep_task
 from app.services.tokens import ensure_bootstrap_token
 from app.state import AppState
 

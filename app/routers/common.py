@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, Query, Response
 
 from app import json_values

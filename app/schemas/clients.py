@@ -7,7 +7,15 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.models import DetectedScreenReason, DisplayStatus, ScreenAnalysis, PriorityScreenshotType, ProcessStatus, ScreenHealthStatus, ScreenshotType
+from app.models import (
+    DetectedScreenReason,
+    DisplayStatus,
+    PriorityScreenshotType,
+    ProcessStatus,
+    ScreenAnalysis,
+    ScreenHealthStatus,
+    ScreenshotType,
+)
 from app.schemas.common import NO_NUL_PATTERN
 
 
@@ -28,7 +36,9 @@ class ClientRead(BaseModel):
     current_process: str | None
     process_status: ProcessStatus | None
     process_pid: int | None
-    screen_health_status: ScreenHealthStatus | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
+    screen_health_status: ScreenHealthStatus | None = Field(
+        description="What the display reports: OK, BLACK, FROZEN or UNKNOWN."
+    )
     detected_screen_health: ScreenAnalysis | None = Field(
         description="What the service sees in the display's latest analysed screenshot: OK, BLACK or FROZEN "
         "(null until one is analysed); BLACK or FROZEN makes the display critical like a reported one."

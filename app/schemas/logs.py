@@ -135,7 +135,9 @@ class OverviewClient(BaseModel):
     currentProcess: str | None
     processStatus: ProcessStatus | None
     processPid: int | None
-    screenHealthStatus: ScreenHealthStatus | None = Field(description="What the display reports: OK, BLACK, FROZEN or UNKNOWN.")
+    screenHealthStatus: ScreenHealthStatus | None = Field(
+        description="What the display reports: OK, BLACK, FROZEN or UNKNOWN."
+    )
     detectedScreenHealth: ScreenAnalysis | None = Field(
         description="What the service sees in the latest analysed screenshot: OK, BLACK or FROZEN (null until "
         "analysed); BLACK or FROZEN makes the display critical like a reported one."

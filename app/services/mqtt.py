@@ -52,8 +52,8 @@ from app.services.mqtt_batch import apply_actions
 from app.services.mqtt_client import IngestClient
 from app.services.mqtt_connection import MqttConfigurationError, describe_failure, tls_context
 from app.services.mqtt_topics import Action, Parsed, Rejected, ScreenshotUpload, parse_message, subscription_filters
-from app.services.unit_of_work import unit_of_work
 from app.services.screen_analysis_queue import AnalysisQueue
+from app.services.unit_of_work import unit_of_work
 from app.state import AppState, MqttState
 
 logger = logging.getLogger(__name__)
