@@ -44,7 +44,10 @@ class Pin:
 
 
 def read_lock(path: Path) -> dict[str, Pin]:
-    """`name==version ; marker` lines, each followed by its `--hash=` lines, by canonical name."""
+    """`name==version ; marker` lines, each followed by its `--hash=` lines, by canonical name.
+
+    A universal lock may pin one package once per Python version (numpy); the pin for this interpreter wins.
+    """
     pins: dict[str, Pin] = {}
     current: Pin | None = None
     for raw in path.read_text().splitlines():
@@ -59,7 +62,9 @@ def read_lock(path: Path) -> dict[str, Pin]:
         (specifier,) = requirement.specifier
         assert specifier.operator == "==", f"{path.name}: {line} is not pinned with =="
         current = Pin(specifier.version, str(requirement.marker) if requirement.marker else None)
-        pins[canonicalize_name(requirement.name)] = current
+        name = canonicalize_name(requirement.name)
+        if name not in pins or applies_here(current):
+            pins[name] = current
     return pins
 
 
