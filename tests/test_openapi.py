@@ -291,6 +291,9 @@ SPEC_REJECTS_SCHEMA_VALID = {
     "clients_update": "an unknown group_id is 400 `Group not found`",
     "tokens_create": "a client_uuid on a token of another role than device is 400",
     "client_logs_list": "a `cursor` the service did not hand out is 400 `Invalid cursor`",
+    # JSON Schema's `integer` admits 1.0, which SPEC §5 refuses: integers only where integers are asked.
+    "ingest_heartbeat": "a whole number written as 1.0 in process_pid or current_event_id is 400",
+    "ingest_health": "a whole number written as 1.0 in process_pid or current_event_id is 400",
 }
 SEEDED_PATH_PARAMETERS = {"client_uuid": "disp-1", "group_id": 1, "screenshot_id": 1}
 
