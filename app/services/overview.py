@@ -11,7 +11,7 @@ from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import DateTime, Select, or_, select, type_coerce
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -223,9 +223,9 @@ async def _client_views(
 ) -> list[ClientView]:
     """See `client_views`.
 
-    On PostgreSQL the window counts run on a second pooled connection while the client query runs
-    on the session's, so the request waits for the slower of the two, not their sum (each is exact;
-    they may see snapshots a few milliseconds apart). SQLite runs them one after the other.
+    Both statements run on the session's own connection. A second pooled connection for the window
+    counts (to run them beside the client query) was a hold-and-wait: with as many concurrent requests
+    as the pool has connections, each held one and waited for another until the pool timed out.
     """
     since = now - timedelta(hours=hours)
     dialect = session.get_bind().dialect.name
@@ -236,25 +236,9 @@ async def _client_views(
         query = query.where(col(Client.group_id) == where.group_id)
     if where.search:
         query = query.where(or_(*(column.icontains(where.search, autoescape=True) for column in _SEARCHED_COLUMNS)))
-    engine = session.bind
-    if dialect == "postgresql" and isinstance(engine, AsyncEngine):
-
-        async def counts_elsewhere() -> dict[str, LevelCounts]:
-            async with engine.connect() as connection:
-                return await window_counts(connection, since=since, client_uuid=client_uuid)
-
-        counts_task = asyncio.create_task(counts_elsewhere())
-        try:
-            rows = (await (await session.connection()).execute(query)).all()
-        except BaseException:
-            counts_task.cancel()
-            await asyncio.wait([counts_task])
-            raise
-        counts = await counts_task
-    else:
-        counts = await window_counts(session, since=since, client_uuid=client_uuid)
-        # Core execution on the session's connection: no ORM result machinery per row.
-        rows = (await (await session.connection()).execute(query)).all()
+    counts = await window_counts(session, since=since, client_uuid=client_uuid)
+    # Core execution on the session's connection: no ORM result machinery per row.
+    rows = (await (await session.connection()).execute(query)).all()
     first_log = len(_CLIENT_COLUMNS) + 1
     first_error = first_log + len(_LOG_COLUMNS)
     views = []
