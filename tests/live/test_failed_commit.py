@@ -113,6 +113,9 @@ class TestFailedCommit:
 
         assert refused.status_code == 500
         assert stored_files(live_server) == files_before
-        assert (await live.get(f"/api/clients/{display}/screenshots")).json()["screenshots"] == history
+        after = (await live.get(f"/api/clients/{display}/screenshots")).json()["screenshots"]
+        # The screen analysis may have judged an image meanwhile: the rows themselves must be the same.
+        assert [item["id"] for item in after] == [item["id"] for item in history]
+        assert [item["hash"] for item in after] == [item["hash"] for item in history]
         for item in history:
             assert (await live.get(item["url"])).status_code == 200
