@@ -35,6 +35,12 @@ from tests.fuzz.strategies import (
     uuids,
 )
 
+
+def _raw_utf8(text: str) -> bytes:
+    """Text as a display might send it, lone surrogates included (invalid UTF-8 on the wire)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 pytestmark = pytest.mark.usefixtures("backend")
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -48,12 +54,10 @@ dashboard_json = st.fixed_dictionaries(
     {"screenshot": st.fixed_dictionaries({"data": images.map(b64)}, optional={"timestamp": timestamps})},
     optional={"screenshot_type": shot_types, "health": st.one_of(healths, json_values)},
 )
-anything = st.one_of(
-    json_values.map(encoded), st.binary(max_size=64), odd_text.map(lambda text: text.encode("utf-8", "surrogatepass"))
-)
+anything = st.one_of(json_values.map(encoded), st.binary(max_size=64), odd_text.map(_raw_utf8))
 logs = st.tuples(
     levels.map(lambda level: f"logs/{level}"),
-    st.one_of(log_bodies.map(encoded), log_bodies.map(encoded), odd_text.map(str.encode), anything),
+    st.one_of(log_bodies.map(encoded), log_bodies.map(encoded), odd_text.map(_raw_utf8), anything),
 )
 # (topic kind, payload): each kind with the payloads it should get, and sometimes anything.
 messages = st.one_of(
