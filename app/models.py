@@ -34,6 +34,22 @@ Role = TypeAliasType("Role", Literal["device", "user", "editor", "admin", "super
 ScreenAnalysis = TypeAliasType("ScreenAnalysis", Literal["OK", "BLACK", "FROZEN"])
 DetectedScreenReason = TypeAliasType("DetectedScreenReason", Literal["screen_black", "screen_frozen"])
 DisplayStatus = TypeAliasType("DisplayStatus", Literal["offline", "critical", "warning", "healthy"])
+# Why a display has its status (SPEC §12): every reason of the status it has, none of a milder one.
+StatusReason = TypeAliasType(
+    "StatusReason",
+    Literal[
+        "heartbeat_late",
+        "last_will",
+        "deactivated",
+        "process_crashed",
+        "screen_black",
+        "screen_frozen",
+        "error_logs",
+        "process_starting",
+        "process_stopped",
+        "warn_logs",
+    ],
+)
 
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel.__value__)
 PROCESS_STATUSES: tuple[str, ...] = get_args(ProcessStatus.__value__)

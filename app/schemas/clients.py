@@ -15,6 +15,7 @@ from app.models import (
     ScreenAnalysis,
     ScreenHealthStatus,
     ScreenshotType,
+    StatusReason,
 )
 from app.schemas.common import NO_NUL_PATTERN
 
@@ -32,6 +33,9 @@ class ClientRead(BaseModel):
     is_active: bool
     is_alive: bool
     status: DisplayStatus = Field(description="Over the last 24 hours.")
+    status_reasons: list[StatusReason] = Field(
+        description="Why the display has its status (none when healthy).", examples=[["heartbeat_late"]]
+    )
     current_event_id: int | None
     current_process: str | None
     process_status: ProcessStatus | None

@@ -16,6 +16,7 @@ from app.models import (
     ScreenAnalysis,
     ScreenHealthStatus,
     ScreenshotType,
+    StatusReason,
 )
 from app.schemas.common import CAMEL_CASE
 
@@ -131,6 +132,9 @@ class OverviewClient(BaseModel):
     lastAlive: datetime | None
     isAlive: bool
     status: DisplayStatus
+    statusReasons: list[StatusReason] = Field(
+        description="Why the display has its status (none when healthy).", examples=[["process_crashed", "error_logs"]]
+    )
     currentEventId: int | None
     currentProcess: str | None
     processStatus: ProcessStatus | None

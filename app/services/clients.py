@@ -45,7 +45,7 @@ CLIENT_FIELDS = (
 def client_dict(view: ClientView) -> dict[str, Any]:
     """The snake_case client of the management API."""
     body = {name: getattr(view.client, name) for name in CLIENT_FIELDS}
-    body.update(group_name=view.group_name, is_alive=view.alive, status=view.status)
+    body.update(group_name=view.group_name, is_alive=view.alive, status=view.status, status_reasons=view.status_reasons)
     return body
 
 

@@ -15,9 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from app.models import PRIORITY_SCREENSHOT_TYPES, Client, ClientGroup, ClientLog, DisplayStatus, LatestLog, UTCDateTime
+from app.models import (
+    PRIORITY_SCREENSHOT_TYPES,
+    Client,
+    ClientGroup,
+    ClientLog,
+    DisplayStatus,
+    LatestLog,
+    StatusReason,
+    UTCDateTime,
+)
 from app.services.logs import LevelCounts, empty_counts, parse_context, window_counts
-from app.services.status import client_status, is_alive, priority_active
+from app.services.status import client_status, is_alive, priority_active, status_reasons
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class ClientView:
     alive: bool
     status: DisplayStatus
     priority_active: bool
+    status_reasons: list[StatusReason]
 
 
 # The client columns every view needs, selected as Core columns: no ORM entity is built per client.
@@ -274,6 +284,16 @@ async def _client_views(
                 alive=alive,
                 status=status,
                 priority_active=priority_active(priority_at, now=now, ttl_seconds=rules.priority_ttl_seconds),
+                status_reasons=status_reasons(
+                    status=status,
+                    is_active=is_active,
+                    last_alive=last_alive,
+                    offline_announced_at=offline_at,
+                    process_status=process_status,
+                    screen_health_status=screen_health,
+                    log_counts=client_counts,
+                    detected_screen_health=detected,
+                ),
             )
         )
     return views
@@ -338,6 +358,7 @@ def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rule
                 "lastAlive": last_alive,
                 "isAlive": view.alive,
                 "status": view.status,
+                "statusReasons": view.status_reasons,
                 "currentEventId": current_event_id,
                 "currentProcess": current_process,
                 "processStatus": process_status,

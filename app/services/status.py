@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from app.models import DisplayStatus
+from app.models import DisplayStatus, StatusReason
 
 # A screen that is black or frozen, whether the display reports it or the service sees it (SPEC §14).
 BAD_SCREEN = ("BLACK", "FROZEN")
@@ -56,3 +56,47 @@ def client_status(
 def priority_active(received_at: datetime | None, *, now: datetime, ttl_seconds: int) -> bool:
     """A priority screenshot stays active for the TTL after it arrived (server clock)."""
     return received_at is not None and now - received_at <= timedelta(seconds=ttl_seconds)
+
+
+def status_reasons(
+    *,
+    status: DisplayStatus,
+    is_active: bool,
+    last_alive: datetime | None,
+    offline_announced_at: datetime | None,
+    process_status: str | None,
+    screen_health_status: str | None,
+    log_counts: Mapping[str, int],
+    detected_screen_health: str | None = None,
+) -> list[StatusReason]:
+    """Why a display has `status` (as `client_status` decided it): the reasons of that status only.
+
+    Offline: `deactivated`, else `last_will` (an `offline` announced after the last heartbeat), else
+    `heartbeat_late` (never heard from, or not within the grace period). Critical and warning: every
+    rule of their level that holds, in SPEC §12's order. Healthy: none.
+    """
+    if status == "offline":
+        if not is_active:
+            return ["deactivated"]
+        if offline_announced_at is not None and (last_alive is None or offline_announced_at >= last_alive):
+            return ["last_will"]
+        return ["heartbeat_late"]
+    reasons: list[StatusReason] = []
+    if status == "critical":
+        if process_status == "crashed":
+            reasons.append("process_crashed")
+        screens = (screen_health_status, detected_screen_health)
+        if "BLACK" in screens:
+            reasons.append("screen_black")
+        if "FROZEN" in screens:
+            reasons.append("screen_frozen")
+        if log_counts.get("ERROR", 0) > 0:
+            reasons.append("error_logs")
+    elif status == "warning":
+        if process_status == "starting":
+            reasons.append("process_starting")
+        if process_status == "stopped":
+            reasons.append("process_stopped")
+        if log_counts.get("WARN", 0) > 0:
+            reasons.append("warn_logs")
+    return reasons

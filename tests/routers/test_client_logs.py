@@ -420,6 +420,7 @@ OVERVIEW_CLIENT_FIELDS = {
     "lastAlive",
     "isAlive",
     "status",
+    "statusReasons",
     "currentEventId",
     "currentProcess",
     "processStatus",
@@ -491,6 +492,7 @@ class TestOverviewShape:
             "lastAlive": now.isoformat(),
             "isAlive": True,
             "status": "healthy",
+            "statusReasons": [],
             "currentEventId": 42,
             "currentProcess": "chromium",
             "processStatus": "running",
@@ -711,6 +713,17 @@ class TestOverviewStatusAndSummary:
             "never-alive": "offline",
             "retired": "offline",
             "announced": "offline",
+        }
+        assert {uuid: entry["statusReasons"] for uuid, entry in by_uuid(body).items()} == {
+            "healthy-1": [],
+            "crashed": ["process_crashed"],
+            "starting": ["process_starting"],
+            "black": ["screen_black"],
+            "errors": ["error_logs"],
+            "warns": ["warn_logs"],
+            "never-alive": ["heartbeat_late"],
+            "retired": ["deactivated"],
+            "announced": ["last_will"],
         }
         assert {uuid: entry["isAlive"] for uuid, entry in by_uuid(body).items()} == {
             uuid: status != "offline" for uuid, status in statuses.items()

@@ -30,6 +30,7 @@ CLIENT_FIELDS = {
     "is_active",
     "is_alive",
     "status",
+    "status_reasons",
     "current_event_id",
     "current_process",
     "process_status",
@@ -118,7 +119,7 @@ class TestClientRead:
         body = response.json()
         assert set(body) == CLIENT_FIELDS
         assert body["model"] == "Pi 4"
-        assert (body["is_alive"], body["status"]) == (False, "offline")
+        assert (body["is_alive"], body["status"], body["status_reasons"]) == (False, "offline", ["heartbeat_late"])
 
     async def test_unknown_client_is_404(self, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
         response = await client.get("/api/clients/nobody", headers=admin)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.services.status import client_status, is_alive, priority_active
+from app.services.status import client_status, is_alive, priority_active, status_reasons
 
 NOW = datetime(2026, 3, 9, 21, 0, 0, tzinfo=UTC)
 GRACE = 170
@@ -149,6 +149,75 @@ class TestClientStatus:
 
     def test_missing_level_keys_count_as_zero(self) -> None:
         assert client_status(alive=True, process_status=None, screen_health_status=None, log_counts={}) == "healthy"
+
+
+def reasons(
+    *,
+    is_active: bool = True,
+    last_alive: datetime | None = NOW,
+    offline_announced_at: datetime | None = None,
+    process_status: str | None = "running",
+    screen: str | None = "OK",
+    detected: str | None = None,
+    errors: int = 0,
+    warns: int = 0,
+) -> list[str]:
+    """The status as the rules decide it, then its reasons: the two functions agree by construction."""
+    counts = {**NO_LOGS, "ERROR": errors, "WARN": warns}
+    current = client_status(
+        alive=alive(is_active=is_active, last_alive=last_alive, offline_announced_at=offline_announced_at),
+        process_status=process_status,
+        screen_health_status=screen,
+        log_counts=counts,
+        detected_screen_health=detected,
+    )
+    return list(
+        status_reasons(
+            status=current,
+            is_active=is_active,
+            last_alive=last_alive,
+            offline_announced_at=offline_announced_at,
+            process_status=process_status,
+            screen_health_status=screen,
+            log_counts=counts,
+            detected_screen_health=detected,
+        )
+    )
+
+
+class TestStatusReasons:
+    def test_healthy_has_no_reason(self) -> None:
+        assert reasons() == []
+
+    def test_late_heartbeat(self) -> None:
+        assert reasons(last_alive=NOW - timedelta(seconds=GRACE + 1)) == ["heartbeat_late"]
+
+    def test_never_heard_from_is_late(self) -> None:
+        assert reasons(last_alive=None) == ["heartbeat_late"]
+
+    def test_last_will_after_the_heartbeat(self) -> None:
+        assert reasons(offline_announced_at=NOW) == ["last_will"]
+
+    def test_deactivated_outranks_every_other_offline_reason(self) -> None:
+        assert reasons(is_active=False, offline_announced_at=NOW) == ["deactivated"]
+
+    def test_offline_hides_the_critical_reasons(self) -> None:
+        assert reasons(last_alive=None, process_status="crashed", errors=3) == ["heartbeat_late"]
+
+    def test_every_critical_reason_that_holds(self) -> None:
+        assert reasons(process_status="crashed", screen="BLACK", detected="FROZEN", errors=1) == [
+            "process_crashed",
+            "screen_black",
+            "screen_frozen",
+            "error_logs",
+        ]
+
+    def test_critical_hides_the_warning_reasons(self) -> None:
+        assert reasons(process_status="stopped", warns=2, detected="BLACK") == ["screen_black"]
+
+    @pytest.mark.parametrize("process_status", ["starting", "stopped"])
+    def test_warning_reasons(self, process_status: str) -> None:
+        assert reasons(process_status=process_status, warns=1) == [f"process_{process_status}", "warn_logs"]
 
 
 class TestPriorityScreenshotTtl:
