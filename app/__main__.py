@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from app.config import Settings, SettingsError, load_settings
 from app.models import ROLES, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from app.models import MqttCredential
     from app.services.devices import BrokerFiles, NewDevice
 
@@ -45,39 +48,50 @@ def _say_database(settings: Settings) -> None:
     print(f"database: {shown}", file=sys.stderr)
 
 
-async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
-    from app.db import create_engine, create_session_factory, run_migrations
-    from app.errors import AppError
-    from app.services import tokens as token_service
+@asynccontextmanager
+async def _command_session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One transaction on the service's database for a command (migrated first when AUTO_MIGRATE is on).
 
-    _say_database(settings)
+    An exception inside rolls the transaction back; the engine is disposed of either way.
+    """
+    from app.db import create_engine, create_session_factory, run_migrations
+
     engine = create_engine(settings.database_url)
     try:
         if settings.AUTO_MIGRATE:
             await run_migrations(engine)
         async with create_session_factory(engine)() as session, session.begin():
-            try:
-                if args.action == "create":
-                    token, secret = await token_service.create_token(
-                        session, name=args.name, role=args.role, client_uuid=args.client_uuid, now=utcnow()
-                    )
-                    print(f"created token {token.id} ({token.role}); the secret is shown only this once:")
-                    print(secret)
-                elif args.action == "list":
-                    print(f"{'id':>4}  {'role':<10}  {'client_uuid':<20}  {'revoked':<7}  name")
-                    for token in await token_service.list_tokens(session):
-                        print(
-                            f"{token.id:>4}  {token.role:<10}  {token.client_uuid or '-':<20}  "
-                            f"{'yes' if token.revoked else 'no':<7}  {token.name}"
-                        )
-                else:
-                    await token_service.revoke_token(session, token_id=args.id)
-                    print(f"revoked token {args.id}")
-            except AppError as exc:
-                print(f"error: {exc.message}", file=sys.stderr)
-                return 1
+            yield session
     finally:
         await engine.dispose()
+
+
+async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
+    from app.errors import AppError
+    from app.services import tokens as token_service
+
+    _say_database(settings)
+    try:
+        async with _command_session(settings) as session:
+            if args.action == "create":
+                token, secret = await token_service.create_token(
+                    session, name=args.name, role=args.role, client_uuid=args.client_uuid, now=utcnow()
+                )
+                print(f"created token {token.id} ({token.role}); the secret is shown only this once:")
+                print(secret)
+            elif args.action == "list":
+                print(f"{'id':>4}  {'role':<10}  {'client_uuid':<20}  {'revoked':<7}  name")
+                for token in await token_service.list_tokens(session):
+                    print(
+                        f"{token.id:>4}  {token.role:<10}  {token.client_uuid or '-':<20}  "
+                        f"{'yes' if token.revoked else 'no':<7}  {token.name}"
+                    )
+            else:
+                await token_service.revoke_token(session, token_id=args.id)
+                print(f"revoked token {args.id}")
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -117,7 +131,6 @@ async def devices_command(settings: Settings, args: argparse.Namespace) -> int:
 
     So a failed write changes nothing, and a reload never shows the broker what the database does not hold.
     """
-    from app.db import create_engine, create_session_factory, run_migrations
     from app.errors import AppError
     from app.services import devices as device_service
 
@@ -126,39 +139,33 @@ async def devices_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "sync" and files is None:
         print("error: `devices sync` writes MOSQUITTO_PASSWORD_FILE, which is unset", file=sys.stderr)
         return 2
-    engine = create_engine(settings.database_url)
     try:
-        if settings.AUTO_MIGRATE:
-            await run_migrations(engine)
-        async with create_session_factory(engine)() as session, session.begin():
-            try:
-                if args.action == "list":
-                    _print_devices(await device_service.list_devices(session))
-                    return 0
-                if args.action == "add":
-                    added = await device_service.add_device(
-                        session, client_uuid=args.uuid, now=utcnow(), service_username=settings.MQTT_USERNAME
-                    )
-                    outcome = json.dumps(asdict(added)) if args.json else _shown_once(added)
-                elif args.action == "revoke":
-                    count = await device_service.revoke_device(session, client_uuid=args.uuid, now=utcnow())
-                    outcome = f"revoked display {args.uuid} on the broker and {count} token(s) bound to it"
-                else:
-                    outcome = "broker files written from the database"
-                if files is not None:
-                    await asyncio.to_thread(files.write, await device_service.active_credentials(session))
-            except AppError as exc:
-                print(f"error: {exc.message}", file=sys.stderr)
-                return 1
+        async with _command_session(settings) as session:
+            if args.action == "list":
+                _print_devices(await device_service.list_devices(session))
+                return 0
+            if args.action == "add":
+                added = await device_service.add_device(
+                    session, client_uuid=args.uuid, now=utcnow(), service_username=settings.MQTT_USERNAME
+                )
+                outcome = json.dumps(asdict(added)) if args.json else _shown_once(added)
+            elif args.action == "revoke":
+                count = await device_service.revoke_device(session, client_uuid=args.uuid, now=utcnow())
+                outcome = f"revoked display {args.uuid} on the broker and {count} token(s) bound to it"
+            else:
+                outcome = "broker files written from the database"
+            if files is not None:
+                await asyncio.to_thread(files.write, await device_service.active_credentials(session))
         if files is not None and files.pid_file is not None:
             pid = files.reload()
             reloaded = "no broker runs: it reads the files when it starts" if pid is None else f"broker {pid} reloaded"
             print(reloaded, file=sys.stderr)
+    except AppError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     except device_service.BrokerFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        await engine.dispose()
     print(outcome)
     return 0
 
