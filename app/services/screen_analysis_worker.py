@@ -137,11 +137,11 @@ class ScreenAnalysisWorker:
         """Analyse what is submitted until cancelled.
 
         While `REST_BACKLOG` or more displays wait (a burst of screenshots, or the start-up backlog) the
-        worker rests after each analysis for as long as the analysis took: it takes at most half the
-        wall time, and less the busier the event loop and the database are (their work stretches the
-        analysis), so ingest keeps its pace; the backlog coalesces meanwhile (each display's newest
-        screenshot wins). A shorter backlog is drained without rest, so a steady flow is analysed
-        within milliseconds.
+        worker rests after each analysis for as long as the analysis took: it is at work at most half
+        the time, and does less work the busier the event loop and the database are (their work
+        stretches each analysis, and the rest with it), so ingest keeps its pace; the backlog coalesces
+        meanwhile (each display's newest screenshot wins). A shorter backlog is drained without rest,
+        so a steady flow is analysed within milliseconds.
         """
         try:
             while True:
