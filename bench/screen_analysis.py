@@ -4,13 +4,16 @@
   precision and recall of BLACK on single screenshots, the share of dark-but-real content called
   BLACK, and precision and recall of OK / BLACK / FROZEN over display sequences (static slides,
   slide changes, events that start while the screen stays, black screens).
-- CPU: process time of `measure` (decode, statistics, hash) per 1080p JPEG and PNG screenshot.
+- CPU: process time of `measure` per 1080p screenshot (JPEG; lossless and noised PNG), split into the
+  decode and the statistics; best and median over rounds (the machine may be shared).
 - Worker: the production worker on a SQLite database, draining a backlog of displays each with a
   new 1080p screenshot (as at start-up): analyses per second, with reading the files and the statements.
-- Ingest with analysis on and off: the app (in this process, PostgreSQL, its own Mosquitto) stores
-  100 KB JPEG screenshots that 4 publisher processes send for 200 displays (the ingest benchmark's
-  publishers); screenshots/s from the first publish to the last row stored, and how long the
-  analysis of every display's latest screenshot takes after that.
+- Ingest with analysis on and off (alternating, `--repeats`): the app (in this process, PostgreSQL,
+  its own Mosquitto) stores 1080p slide JPEGs of ~100 KB that 4 publisher processes send for 200
+  displays (the ingest benchmark's publishers); screenshots/s from the first publish to the last row
+  stored, the app's CPU, and how long the analysis of every display's latest screenshot takes after.
+- `--fleet` only: a fleet's steady flow (2,000 displays' one screenshot per 5 minutes, and 4x that):
+  every screenshot analysed, the delay from storing to analysis, the deepest backlog.
 
 Results: bench/results/screen-analysis-<time>.json and .md, plus latest-screen-analysis.json/.md.
 """
