@@ -104,10 +104,13 @@ def _jpeg(size: int) -> bytes:
         side = int(side * 1.2) + 1
 
 
-def _publish(port: int, prefix: str, kind: str, start: int, count: int, run: str, barrier: Any) -> None:
+def _publish(
+    port: int, prefix: str, kind: str, start: int, count: int, run: str, barrier: Any, image: bytes | None = None
+) -> None:
     """Publish `count` QoS 1 messages of one kind, up to 200 in flight; return when all are acknowledged.
 
-    Connection and payloads are ready before the barrier, so the clock only sees publishing.
+    Connection and payloads are ready before the barrier, so the clock only sees publishing. Screenshots
+    are `image`, or a ~100 KB noise JPEG when None.
     """
     import paho.mqtt.client as mqtt
 
@@ -118,7 +121,8 @@ def _publish(port: int, prefix: str, kind: str, start: int, count: int, run: str
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    image = _jpeg(100 * 1024) if kind == "screenshot" else b""
+    if image is None:
+        image = _jpeg(100 * 1024) if kind == "screenshot" else b""
     messages = []
     for sequence in range(start, start + count):
         client_uuid = f"bench-{run}-{sequence % CLIENTS:04d}"
@@ -141,18 +145,28 @@ def _publish(port: int, prefix: str, kind: str, start: int, count: int, run: str
 
 
 def publish(
-    port: int, prefix: str, kind: str, total: int, processes: int, run: str, started: list[float] | None = None
+    port: int,
+    prefix: str,
+    kind: str,
+    total: int,
+    processes: int,
+    run: str,
+    started: list[float] | None = None,
+    image: bytes | None = None,
 ) -> float:
     """Publish with several processes at once; returns the seconds from the first publish to the last PUBACK.
 
-    `started` (if given) receives the moment publishing began (time.perf_counter()).
+    `started` (if given) receives the moment publishing began (time.perf_counter()); `image` (if given)
+    is the screenshot payload instead of the default noise JPEG.
     """
     context = multiprocessing.get_context("spawn")
     share = -(-total // processes)
     starts = list(range(0, total, share))
     barrier = context.Barrier(len(starts) + 1)
     workers = [
-        context.Process(target=_publish, args=(port, prefix, kind, start, min(share, total - start), run, barrier))
+        context.Process(
+            target=_publish, args=(port, prefix, kind, start, min(share, total - start), run, barrier, image)
+        )
         for start in starts
     ]
     for worker in workers:

@@ -26,7 +26,8 @@ from PIL import Image
 
 from app.schemas.screenshots import ScreenAnalysis as Analysis
 
-ANALYSES: tuple[Analysis, ...] = get_args(Analysis)
+# `Analysis` is a named alias (TypeAliasType, for OpenAPI) of a Literal: its values are in `__value__`.
+ANALYSES: tuple[Analysis, ...] = get_args(Analysis.__value__)
 # The reasons of SPEC §12 that a detected screen health gives (an OK screen gives none).
 REASONS: dict[Analysis, str | None] = {"OK": None, "BLACK": "screen_black", "FROZEN": "screen_frozen"}
 
@@ -80,8 +81,12 @@ class Previous:
     analysis: str | None
 
 
-def _grey(data: bytes) -> Image.Image:
-    """The image as 8-bit grey, about `ANALYSIS_WIDTH` wide, decoded as little as possible."""
+def decode_grey(data: bytes) -> Image.Image:
+    """The image as 8-bit grey, about `ANALYSIS_WIDTH` wide, decoded as little as possible.
+
+    Nearly all of `measure`'s time: for a JPEG ~1 ms at 1080p (luma only, DCT-scaled); for a PNG the
+    whole image is inflated and unfiltered first (no format shortcut), ~9-17 ms at 1080p.
+    """
     image: Image.Image = Image.open(io.BytesIO(data))
     # JPEG: decode only the luma, at 1/2, 1/4 or 1/8 scale (DCT scaling); a no-op for PNG.
     image.draft("L", (ANALYSIS_WIDTH, max(1, image.height * ANALYSIS_WIDTH // max(1, image.width))))
@@ -95,7 +100,11 @@ def _grey(data: bytes) -> Image.Image:
 
 def measure(data: bytes) -> Measurements:
     """Luminance statistics and the perceptual hash of a JPEG or PNG image (CPU-bound: run off the loop)."""
-    grey = _grey(data)
+    return measure_grey(decode_grey(data))
+
+
+def measure_grey(grey: Image.Image) -> Measurements:
+    """The measurements of a grey copy from `decode_grey` (~0.3 ms: 32,400 pixels)."""
     pixels = np.asarray(grey, dtype=np.float32)
     cells = grey.resize(HASH_GRID, Image.Resampling.BOX)
     return Measurements(

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,13 @@ from app.services.screenshots import read_file
 from app.state import AppState
 
 logger = logging.getLogger(__name__)
+
+# While at least REST_BACKLOG displays wait (a burst, or the start-up backlog), the worker rests
+# REST_FACTOR times as long as each analysis took (at most MAX_REST_S). A shorter backlog (a fleet's
+# steady flow) is drained at full speed.
+REST_BACKLOG = 10
+REST_FACTOR = 1.0
+MAX_REST_S = 1.0
 
 _SHOTS = Screenshot.__table__  # type: ignore[attr-defined]
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -106,11 +114,13 @@ class ScreenAnalysisWorker:
         session_factory: async_sessionmaker[AsyncSession],
         clock: Callable[[], datetime],
         queue: AnalysisQueue,
+        rest: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.clock = clock
         self.queue = queue
+        self.rest = rest
         self.analysed = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="screen-analysis")
 
@@ -124,15 +134,26 @@ class ScreenAnalysisWorker:
         return len(uuids)
 
     async def run(self) -> None:
-        """Analyse what is submitted until cancelled."""
+        """Analyse what is submitted until cancelled.
+
+        While `REST_BACKLOG` or more displays wait (a burst of screenshots, or the start-up backlog) the
+        worker rests after each analysis for as long as the analysis took: it is at work at most half
+        the time, and does less work the busier the event loop and the database are (their work
+        stretches each analysis, and the rest with it), so ingest keeps its pace; the backlog coalesces
+        meanwhile (each display's newest screenshot wins). A shorter backlog is drained without rest,
+        so a steady flow is analysed within milliseconds.
+        """
         try:
             while True:
                 client_uuid = await self.queue.take()
+                started = time.monotonic()
                 try:
                     await self.analyse_latest(client_uuid)
                 except Exception:
                     # Left unanalysed: the display's next screenshot or the next start-up retries.
                     logger.exception("screen analysis of %s failed", client_uuid)
+                if self.queue.depth >= REST_BACKLOG:
+                    await self.rest(min((time.monotonic() - started) * REST_FACTOR, MAX_REST_S))
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
 

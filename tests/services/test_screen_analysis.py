@@ -12,7 +12,9 @@ from PIL import Image
 
 from app.config import SettingsError, load_settings
 from app.services.screen_analysis import (
+    ANALYSES,
     HASH_GRID,
+    REASONS,
     THRESHOLDS,
     Measurements,
     Previous,
@@ -77,6 +79,11 @@ class TestThresholds:
             same_cell_diff_max=8.0,
         )
         assert HASH_GRID == (32, 18)
+
+    def test_every_verdict_is_listed_with_its_reason(self) -> None:
+        # The bench's per-class precision and recall iterate over ANALYSES: an empty tuple hid them.
+        assert ANALYSES == ("OK", "BLACK", "FROZEN")
+        assert set(REASONS) == set(ANALYSES)
 
 
 class TestSettings:

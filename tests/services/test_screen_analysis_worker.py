@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -10,7 +12,8 @@ import pytest
 
 from app.services.screen_analysis_queue import AnalysisQueue
 from app.services.screen_analysis_samples import Scene, black_scene, bright_slide_scene
-from app.services.screen_analysis_worker import ScreenAnalysisWorker, start_screen_analysis
+from app.services.screen_analysis_worker import MAX_REST_S, REST_BACKLOG, ScreenAnalysisWorker, start_screen_analysis
+from app.services.screenshots import store_screenshot
 from app.state import AppState
 from tests.conftest import TokenMaker
 from tests.helpers import set_client
@@ -182,3 +185,41 @@ class TestRestart:
         state.analysis.submit_all(["a", "b", "a"])
         body = (await client.get("/metrics")).text
         assert "infoscreen_screen_analysis_backlog 2.0" in body
+
+    async def test_the_worker_rests_between_analyses_while_many_displays_wait(
+        self, backend: str, state: AppState
+    ) -> None:
+        black, rng = scene(7, black=True)
+        displays = [f"wall-{number}" for number in range(REST_BACKLOG + 2)]
+        for display in displays:
+            async with state.session_factory() as session, session.begin():
+                await store_screenshot(
+                    session,
+                    settings=state.settings,
+                    client_uuid=display,
+                    image=black.capture(rng),
+                    screenshot_type="periodic",
+                    captured_at=None,
+                    now=state.now(),
+                )
+        rests: list[float] = []
+
+        async def rest(seconds: float) -> None:
+            rests.append(seconds)
+
+        queue = AnalysisQueue(capacity=len(displays), enabled=True)
+        worker = ScreenAnalysisWorker(
+            settings=state.settings, session_factory=state.session_factory, clock=state.now, queue=queue, rest=rest
+        )
+        assert await worker.resume() == len(displays)
+        task = asyncio.create_task(worker.run())
+        try:
+            await eventually(lambda: worker.analysed == len(displays), what="every display analysed")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # A rest after each analysis that left REST_BACKLOG or more displays waiting (the first two),
+        # as long as the analysis took; none after the others.
+        assert len(rests) == 2
+        assert all(0 < seconds <= MAX_REST_S for seconds in rests)
