@@ -99,6 +99,11 @@ class ClientGroup(SQLModel, table=True):
 
 class Client(SQLModel, table=True):
     __tablename__ = "clients"
+    __table_args__ = (
+        # The status evaluator finds heartbeats that crossed the grace period by a range on these.
+        Index("ix_clients_last_alive", "last_alive"),  # migration 0013
+        Index("ix_clients_changed_at", "changed_at"),  # migration 0013
+    )
 
     uuid: str = Field(sa_column=Column(String(64), primary_key=True))
     hostname: str | None = Field(default=None, max_length=255)
@@ -134,6 +139,11 @@ class Client(SQLModel, table=True):
     detected_screen_health: str | None = Field(default=None, max_length=16)
     detected_screen_health_reason: str | None = Field(default=None, max_length=32)
     detected_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # When an input of the status rules other than the heartbeat's time last changed (process or screen
+    # status, a last will, activation, the detected screen): the status evaluator re-reads only these.
+    changed_at: datetime | None = _utc_column()
+    # Heartbeats received, ever: the evaluator counts those since a display went offline (SPEC §12).
+    heartbeat_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class ClientLog(SQLModel, table=True):
@@ -170,12 +180,22 @@ class LatestLog(SQLModel, table=True):
     """
 
     __tablename__ = "latest_logs"
+    __table_args__ = (
+        # The status evaluator's ranges: errors and warnings leaving the window, and new ones arriving.
+        Index("ix_latest_logs_error_timestamp", "error_timestamp"),  # migration 0013
+        Index("ix_latest_logs_warn_timestamp", "warn_timestamp"),  # migration 0013
+        Index("ix_latest_logs_changed_at", "changed_at"),  # migration 0013
+    )
 
     client_uuid: str = Field(sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True)
     log_id: int | None = Field(default=None, sa_type=BigInteger)
     log_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error_id: int | None = Field(default=None, sa_type=BigInteger)
     error_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    warn_id: int | None = Field(default=None, sa_type=BigInteger)
+    warn_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Server time an ERROR or WARN log last arrived (whatever its own timestamp).
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class _LevelCountsRow(SQLModel):
@@ -278,6 +298,81 @@ class MqttCredential(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = _utc_column()
+
+
+class DisplayState(SQLModel, table=True):
+    """The status evaluator's memory of one display (SPEC §12): its confirmed status and a pending one.
+
+    A pending status becomes the confirmed one once it has held `STATUS_CONFIRM_SECONDS`
+    (`recheck_at` is then); recovery from offline needs `RECOVERY_HEARTBEATS` heartbeats after
+    `offline_heartbeats` (the display's `heartbeat_count` when it was last seen offline).
+    """
+
+    __tablename__ = "display_states"
+    __table_args__ = (Index("ix_display_states_recheck_at", "recheck_at"), Index("ix_display_states_status", "status"))
+
+    client_uuid: str = Field(sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True)
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    # When the confirmed status began, and when the evaluator first saw the display (uptime counts from there).
+    status_since: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    tracked_since: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    pending_status: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    pending_since: datetime | None = _utc_column()
+    recheck_at: datetime | None = _utc_column()
+    offline_heartbeats: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class StatusChange(SQLModel, table=True):
+    """One confirmed transition of a display's status, with the screenshots of that moment (SPEC §12)."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (Index("ix_status_history_client_at", "client_uuid", "at", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    from_status: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    to_status: str = Field(sa_column=Column(String(16), nullable=False))
+    # JSON array of `StatusReason`s.
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    priority_screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class Incident(SQLModel, table=True):
+    """A display offline or critical, from the confirmed transition into it until it recovers (SPEC §12)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_opened_at", "opened_at", "id"),
+        Index("ix_incidents_client_opened", "client_uuid", "opened_at"),
+        Index("ix_incidents_group_opened", "group_id", "opened_at"),
+        Index("ix_incidents_closed_at", "closed_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    # The display's group when the incident opened.
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    closed_at: datetime | None = _utc_column()
+    acknowledged_at: datetime | None = _utc_column()
+    acknowledged_by: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    priority_screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 def utcnow() -> datetime:

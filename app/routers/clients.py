@@ -96,7 +96,9 @@ async def update_client(
 ) -> Response:
     """Set a client's description, group (null ungroups) or active flag."""
     check_uuid(client_uuid)
-    await client_service.update_client(session, client_uuid=client_uuid, changes=body.model_dump(exclude_unset=True))
+    await client_service.update_client(
+        session, client_uuid=client_uuid, changes=body.model_dump(exclude_unset=True), now=now
+    )
     return await _one_client(session, settings, now, client_uuid)
 
 

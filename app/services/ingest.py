@@ -36,6 +36,8 @@ BLOCK_HOURS = 6
 ROLLUPS: tuple[tuple[Any, int], ...] = ((_HOURLY, 1), (_SIX_HOURLY, BLOCK_HOURS))
 _TOTALS = LogTotal.__table__  # type: ignore[attr-defined]
 _LATEST = LatestLog.__table__  # type: ignore[attr-defined]
+# The client fields a heartbeat may send that the status rules read (SPEC §8).
+STATUS_INPUTS = frozenset({"process_status", "screen_health_status"})
 # Rollup column of each level.
 LEVEL_COLUMNS = {"ERROR": "error", "WARN": "warn", "INFO": "info", "DEBUG": "debug"}
 
@@ -87,15 +89,23 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
     Repeats of one display merge in order (later values and time win). Rows go in uuid order, so
     concurrent writers lock them in the same order.
     """
-    merged: dict[str, tuple[dict[str, Any], datetime]] = {}
+    merged: dict[str, tuple[dict[str, Any], datetime, int]] = {}
     for client_uuid, fields, at in beats:
         known = merged.get(client_uuid)
-        merged[client_uuid] = ({**known[0], **fields} if known else dict(fields), at)
+        merged[client_uuid] = ({**known[0], **fields}, at, known[2] + 1) if known else (dict(fields), at, 1)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for client_uuid in sorted(merged):
-        fields, at = merged[client_uuid]
+        fields, at, count = merged[client_uuid]
         groups.setdefault(tuple(sorted(fields)), []).append(
-            {"uuid": client_uuid, "registration_time": at, "is_active": True, **fields, "last_alive": at}
+            {
+                "uuid": client_uuid,
+                "registration_time": at,
+                "is_active": True,
+                **fields,
+                "last_alive": at,
+                "heartbeat_count": count,
+                "changed_at": at,
+            }
         )
     dialect = session.get_bind().dialect.name
     for names, rows in groups.items():
@@ -104,9 +114,19 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
 
 @functools.cache
 def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
-    """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap)."""
-    statement = _rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active", *names, "last_alive"))
-    updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
+    """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap).
+
+    Counts the heartbeats, and moves `changed_at` only when a field the status rules read changes
+    (the status evaluator re-reads those displays; a plain heartbeat is found by its `last_alive`).
+    """
+    columns = ("uuid", "registration_time", "is_active", *names, "last_alive", "heartbeat_count", "changed_at")
+    statement = _rows_insert(dialect, _CLIENTS, columns)
+    offered, stored = statement.excluded, _CLIENTS.c
+    updated = {name: offered[name] for name in (*names, "last_alive")}
+    updated["heartbeat_count"] = stored.heartbeat_count + offered.heartbeat_count
+    status_inputs = [stored[name].is_distinct_from(offered[name]) for name in names if name in STATUS_INPUTS]
+    if status_inputs:
+        updated["changed_at"] = case((or_(*status_inputs), offered.changed_at), else_=stored.changed_at)
     return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
 
 
@@ -119,7 +139,9 @@ async def record_status(session: AsyncSession, *, client_uuid: str, online: bool
     """`offline` (the MQTT last will) makes the display offline until its next heartbeat."""
     await ensure_clients(session, [client_uuid], now=now)
     if not online:
-        await session.execute(update(Client).where(col(Client.uuid) == client_uuid).values(offline_announced_at=now))
+        await session.execute(
+            update(Client).where(col(Client.uuid) == client_uuid).values(offline_announced_at=now, changed_at=now)
+        )
 
 
 def _context_text(context: Mapping[str, Any] | None) -> str | None:
@@ -168,16 +190,17 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
-    await advance_latest_logs(session, inserted)
+    await advance_latest_logs(session, inserted, now=now)
     count_after_commit(session, LOG_LINES_STORED, len(inserted))
     return len(entries)
 
 
-async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]]) -> None:
+async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]], *, now: datetime) -> None:
     """Point `latest_logs` at the newest of these (id, client_uuid, timestamp, level) rows where they are newer.
 
     Newest means the latest timestamp, then the highest id, as the log reads order them; a late
-    log with an older timestamp leaves the pointer alone. One statement, rows in uuid order.
+    log with an older timestamp leaves the pointer alone. An ERROR or WARN sets `changed_at` to `now`
+    (the status evaluator's cue). One statement, rows in uuid order.
     """
     newest: dict[str, dict[str, Any]] = {}
     for row in inserted:
@@ -185,7 +208,9 @@ async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]
         if entry is None:
             entry = newest[row.client_uuid] = dict.fromkeys(_LATEST.c.keys())
             entry["client_uuid"] = row.client_uuid
-        kinds = ("log", "error") if row.level == "ERROR" else ("log",)
+        kinds = _POINTER_KINDS.get(row.level, ("log",))
+        if len(kinds) > 1:
+            entry["changed_at"] = now
         for kind in kinds:
             known = entry[f"{kind}_id"]
             if known is None or (row.timestamp, row.id) > (entry[f"{kind}_timestamp"], known):
@@ -248,13 +273,17 @@ def _log_insert(dialect: str) -> Any:
     )
 
 
+# The pointers of `latest_logs` a log of each level moves.
+_POINTER_KINDS = {"ERROR": ("log", "error"), "WARN": ("log", "warn")}
+
+
 @functools.cache
 def _latest_upsert(dialect: str) -> Any:
     """Insert the pointers, or move each one only when the offered log is newer than the stored one."""
     statement = _rows_insert(dialect, _LATEST, tuple(_LATEST.c.keys()))
     offered, stored = statement.excluded, _LATEST.c
-    updated = {}
-    for kind in ("log", "error"):
+    updated = {"changed_at": func.coalesce(offered.changed_at, stored.changed_at)}
+    for kind in ("log", "error", "warn"):
         log_id, timestamp = f"{kind}_id", f"{kind}_timestamp"
         newer = and_(
             offered[log_id].is_not(None),

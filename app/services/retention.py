@@ -48,14 +48,14 @@ async def delete_logs_batch(session: AsyncSession, *, before: datetime, limit: i
 
 
 async def forget_latest_logs(session: AsyncSession, log_ids: list[int]) -> None:
-    """Clear the newest-log and newest-error pointers that point at these deleted logs.
+    """Clear the newest-log, newest-error and newest-warning pointers that point at these deleted logs.
 
     A client's newest log is only deleted with all its older ones (they are older still), so
     there is nothing to point at instead; a late log arriving later takes the free pointer.
     """
     if not log_ids:
         return
-    for kind in ("log", "error"):
+    for kind in ("log", "error", "warn"):
         pointer = col(getattr(LatestLog, f"{kind}_id"))
         cleared = {f"{kind}_id": None, f"{kind}_timestamp": None}
         await session.execute(update(LatestLog).where(pointer.in_(log_ids)).values(cleared))
