@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     FROZEN_AFTER_SCREENSHOTS: int = Field(default=3, ge=2)
     SCREEN_ANALYSIS_BACKLOG: int = Field(default=10_000, ge=1)
 
+    # Status evaluation and incidents (SPEC §12).
+    STATUS_EVALUATION_ENABLED: bool = True
+    STATUS_EVALUATION_INTERVAL_SECONDS: float = Field(default=5.0, gt=0, le=300)
+    STATUS_CONFIRM_SECONDS: int = Field(default=30, ge=0)
+    RECOVERY_HEARTBEATS: int = Field(default=2, ge=1)
+
     INITIAL_SUPERADMIN_TOKEN: str | None = None
     AUTO_MIGRATE: bool = True
     LOG_LEVEL: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"

@@ -23,6 +23,7 @@ from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
 from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.services.evaluator import start_status_evaluator
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 )
             start_retention_task(state)
             start_sweep_task(state)
+            if settings.STATUS_EVALUATION_ENABLED:
+                start_status_evaluator(state)
             if settings.SCREEN_ANALYSIS_ENABLED:
                 await start_screen_analysis(state)
             if settings.MQTT_ENABLED:

@@ -82,7 +82,7 @@ INGEST_BATCH_COMMIT = Histogram(
 DATABASE_ERRORS = Counter(
     "infoscreen_database_errors",
     "Database operations that failed, by source: http (answered 503), mqtt (a batch write), retention, "
-    "metrics (a scrape left the display counts out).",
+    "metrics (a scrape left the display counts out), evaluator (a status evaluation pass).",
     ["source"],
     registry=REGISTRY,
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Result, Row, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app import json_values
@@ -65,14 +65,17 @@ def block_start(moment: datetime, hours: int) -> datetime:
 
 async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, now: datetime) -> None:
     """Register unknown uuids (`registration_time = now`, active); known ones are left alone."""
-    rows = [{"uuid": uuid, "registration_time": now, "is_active": True} for uuid in sorted(set(client_uuids))]
+    rows = [
+        {"uuid": uuid, "registration_time": now, "is_active": True, "changed_at": now}
+        for uuid in sorted(set(client_uuids))
+    ]
     if rows:
         await _execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
 
 
 @functools.cache
 def _client_registration(dialect: str) -> Any:
-    statement = _rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active"))
+    statement = rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active", "changed_at"))
     return statement.on_conflict_do_nothing(index_elements=["uuid"])
 
 
@@ -120,7 +123,7 @@ def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     (the status evaluator re-reads those displays; a plain heartbeat is found by its `last_alive`).
     """
     columns = ("uuid", "registration_time", "is_active", *names, "last_alive", "heartbeat_count", "changed_at")
-    statement = _rows_insert(dialect, _CLIENTS, columns)
+    statement = rows_insert(dialect, _CLIENTS, columns)
     offered, stored = statement.excluded, _CLIENTS.c
     updated = {name: offered[name] for name in (*names, "last_alive")}
     updated["heartbeat_count"] = stored.heartbeat_count + offered.heartbeat_count
@@ -258,7 +261,7 @@ async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> Non
 
 @functools.cache
 def _rollup_upsert(dialect: str, table: Any) -> Any:
-    statement = _rows_insert(dialect, table, ("bucket_start", "client_uuid", *LEVEL_COLUMNS.values()))
+    statement = rows_insert(dialect, table, ("bucket_start", "client_uuid", *LEVEL_COLUMNS.values()))
     added = {column: table.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
     return statement.on_conflict_do_update(index_elements=["bucket_start", "client_uuid"], set_=added)
 
@@ -267,7 +270,7 @@ def _rollup_upsert(dialect: str, table: Any) -> Any:
 def _log_insert(dialect: str) -> Any:
     columns = ("client_uuid", "timestamp", "level", "message", "context", "message_id")
     return (
-        _rows_insert(dialect, _LOGS, columns)
+        rows_insert(dialect, _LOGS, columns)
         .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
         .returning(_LOGS.c.id, _LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
     )
@@ -280,9 +283,9 @@ _POINTER_KINDS = {"ERROR": ("log", "error"), "WARN": ("log", "warn")}
 @functools.cache
 def _latest_upsert(dialect: str) -> Any:
     """Insert the pointers, or move each one only when the offered log is newer than the stored one."""
-    statement = _rows_insert(dialect, _LATEST, tuple(_LATEST.c.keys()))
+    statement = rows_insert(dialect, _LATEST, tuple(_LATEST.c.keys()))
     offered, stored = statement.excluded, _LATEST.c
-    updated = {"changed_at": func.coalesce(offered.changed_at, stored.changed_at)}
+    updated: dict[str, Any] = {"changed_at": func.coalesce(offered.changed_at, stored.changed_at)}
     for kind in ("log", "error", "warn"):
         log_id, timestamp = f"{kind}_id", f"{kind}_timestamp"
         newer = and_(
@@ -299,14 +302,14 @@ def _latest_upsert(dialect: str) -> Any:
 
 @functools.cache
 def _totals_upsert(dialect: str) -> Any:
-    statement = _rows_insert(dialect, _TOTALS, ("level", "count"))
+    statement = rows_insert(dialect, _TOTALS, ("level", "count"))
     return statement.on_conflict_do_update(
         index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
     )
 
 
 @functools.cache
-def _rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
+def rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
     """`INSERT ... ON CONFLICT` of many rows with these columns, for `_execute_many`.
 
     SQLite: a plain INSERT, executed many times (SQLAlchemy pages the rows into multi-row VALUES).
@@ -324,11 +327,15 @@ def _rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
 
 
 async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
-    """One INSERT for many rows (every row with the same keys) with a statement from `_rows_insert`.
+    """One INSERT for many rows (every row with the same keys) with a statement from `rows_insert`.
 
     Statements are built once and cached: compiling one per batch was most of the MQTT ingest's time.
     """
-    connection = await session.connection()
+    return await execute_rows(await session.connection(), statement, rows)
+
+
+async def execute_rows(connection: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
+    """`_execute_many` on a connection: one statement from `rows_insert` for rows that all have the same keys."""
     parameters: Any = rows
     if connection.dialect.name == "postgresql":
         parameters = {name: [row[name] for row in rows] for name in rows[0]}
