@@ -22,7 +22,7 @@ from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.routers import client_logs, clients, incidents, ingest, ops, screenshots, tokens
 from app.services.evaluator import start_status_evaluator
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
@@ -132,7 +132,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
             max_age=600,
         )
-    for module in (ops, tokens, client_logs, clients, ingest, screenshots):
+    for module in (ops, tokens, client_logs, clients, incidents, ingest, screenshots):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -144,6 +144,7 @@ TAGS = [
     {"name": "client-logs", "description": "The original `client_logs` blueprint: logs, summaries, the overview."},
     {"name": "clients", "description": "Displays: read, update, delete."},
     {"name": "groups", "description": "Groups of displays."},
+    {"name": "incidents", "description": "Status history and incidents, as the status evaluator recorded them."},
     {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
     {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},
     {"name": "tokens", "description": "API tokens and their roles."},
