@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     STATUS_EVALUATION_INTERVAL_SECONDS: float = Field(default=5.0, gt=0, le=300)
     STATUS_CONFIRM_SECONDS: int = Field(default=30, ge=0)
     RECOVERY_HEARTBEATS: int = Field(default=2, ge=1)
+    # Notifications (SPEC §12): webhooks through a durable outbox.
+    WEBHOOK_DELIVERY_ENABLED: bool = True
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=120)
+    ALERT_REMINDER_MINUTES: int = Field(default=60, ge=1)
+    GROUP_ALERT_THRESHOLD: int = Field(default=5, ge=1)
 
     INITIAL_SUPERADMIN_TOKEN: str | None = None
     AUTO_MIGRATE: bool = True

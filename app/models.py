@@ -354,6 +354,7 @@ class Incident(SQLModel, table=True):
         Index("ix_incidents_client_opened", "client_uuid", "opened_at"),
         Index("ix_incidents_group_opened", "group_id", "opened_at"),
         Index("ix_incidents_closed_at", "closed_at"),
+        Index("ix_incidents_remind_at", "remind_at"),
     )
 
     id: int | None = Field(
@@ -373,6 +374,68 @@ class Incident(SQLModel, table=True):
     acknowledged_by: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
     screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     priority_screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # When the next reminder is due while the incident is open (null once closed), and the last one went.
+    remind_at: datetime | None = _utc_column()
+    reminded_at: datetime | None = _utc_column()
+
+
+# What a webhook may be sent (SPEC §12): one display's incident opened, reminded, recovered, or one
+# notification for many displays of a group at once.
+NotificationKind = TypeAliasType(
+    "NotificationKind", Literal["incident_opened", "incident_reminder", "incident_recovered", "group_alert"]
+)
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind.__value__)
+
+
+class Webhook(SQLModel, table=True):
+    """An endpoint that receives notifications, signed with its secret (SPEC §12)."""
+
+    __tablename__ = "webhooks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    secret: str = Field(sa_column=Column(String(200), nullable=False))
+    # Only displays of this group (when the incident opened); null: every display.
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    # JSON array of `NotificationKind`s it receives.
+    events: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """The durable outbox: one delivery of one event to one webhook, written with the transition.
+
+    `payload` is the exact body sent (retries send the same bytes); `delivery_id` is the receiver's
+    idempotency key. Deliveries of one webhook with the same `order_key` (a display, or a group) go
+    out in id order: a later one waits while an earlier one is pending.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_order", "webhook_id", "order_key", "id"),
+        Index("ix_notifications_kind_group", "kind", "group_id", "status"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    delivery_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    webhook_id: int = Field(sa_column=Column(Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False))
+    kind: str = Field(sa_column=Column(String(24), nullable=False))
+    order_key: str = Field(sa_column=Column(String(80), nullable=False))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    # pending, sent or failed (given up after 24 hours of retries).
+    status: str = Field(sa_column=Column(String(8), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # A replica that took it for sending holds it until then (a replica that dies mid-send lets go).
+    claimed_until: datetime | None = _utc_column()
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_at: datetime | None = _utc_column()
 
 
 def utcnow() -> datetime:

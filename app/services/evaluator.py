@@ -31,13 +31,20 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Select, bindparam, select, text, union, update
+from sqlalchemy import Select, bindparam, case, literal, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.metrics import DATABASE_ERRORS
 from app.models import Client, DisplayState, DisplayStatus, Incident, LatestLog, StatusChange, StatusReason, UTCDateTime
 from app.services.damping import Damping, Tracked, Transition, advance, recheck_at
 from app.services.ingest import execute_rows, rows_insert
+from app.services.notifications import (
+    GROUP_ALERT_WINDOW,
+    Event,
+    NotificationRules,
+    incident_payload,
+    write_notifications,
+)
 from app.services.status import client_status, is_alive, status_reasons
 from app.state import AppState
 
@@ -87,6 +94,8 @@ def _changed_displays() -> Any:
 
 _READ_COLUMNS = (
     _CLIENTS.c.uuid,
+    _CLIENTS.c.hostname,
+    _CLIENTS.c.description,
     _CLIENTS.c.group_id,
     _CLIENTS.c.is_active,
     _CLIENTS.c.last_alive,
@@ -153,14 +162,34 @@ def _incident_insert(dialect: str) -> Any:
         "opened_at",
         "screenshot_hash",
         "priority_screenshot_hash",
+        "remind_at",
     )
-    return rows_insert(dialect, _INCIDENTS, columns)
+    return rows_insert(dialect, _INCIDENTS, columns).returning(*_INCIDENTS.c)
 
 
-_CLOSE_INCIDENT = (
+def _close_incidents(closed_at: dict[str, datetime]) -> Any:
+    """Close the open incidents of these displays, each at its own time; returns them."""
+    when = case(
+        {uuid: literal(moment, UTCDateTime()) for uuid, moment in closed_at.items()}, value=_INCIDENTS.c.client_uuid
+    )
+    return (
+        update(_INCIDENTS)
+        .where(_INCIDENTS.c.client_uuid.in_(sorted(closed_at)), _INCIDENTS.c.closed_at.is_(None))
+        .values(closed_at=when, remind_at=None)
+        .returning(*_INCIDENTS.c)
+    )
+
+
+_DUE_REMINDERS = (
+    select(*_INCIDENTS.c, _CLIENTS.c.hostname, _CLIENTS.c.description)
+    .join(_CLIENTS, _CLIENTS.c.uuid == _INCIDENTS.c.client_uuid)
+    .where(_INCIDENTS.c.remind_at <= bindparam("now", type_=UTCDateTime()), _INCIDENTS.c.closed_at.is_(None))
+    .order_by(_INCIDENTS.c.id)
+)
+_REMINDED = (
     update(_INCIDENTS)
-    .where(_INCIDENTS.c.client_uuid == bindparam("uuid_"), _INCIDENTS.c.closed_at.is_(None))
-    .values(closed_at=bindparam("closed_at", type_=UTCDateTime()))
+    .where(_INCIDENTS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(reminded_at=bindparam("now", type_=UTCDateTime()), remind_at=bindparam("next", type_=UTCDateTime()))
 )
 
 
@@ -168,6 +197,8 @@ _CLOSE_INCIDENT = (
 class EvaluationRules:
     grace_seconds: int
     damping: Damping
+    reminder: timedelta = timedelta(minutes=60)
+    notifications: NotificationRules = NotificationRules(group_threshold=5, group_lookback=timedelta(seconds=90))
 
 
 @dataclass
@@ -179,6 +210,8 @@ class PassResult:
     transitions: int = 0
     opened: int = 0
     closed: int = 0
+    reminded: int = 0
+    notifications: int = 0
 
 
 def _reasons_text(reasons: tuple[StatusReason, ...]) -> str:
@@ -266,7 +299,7 @@ async def evaluate(
     states: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     opened: list[dict[str, Any]] = []
-    closed: list[dict[str, Any]] = []
+    closed: dict[str, datetime] = {}
     for row in sorted(rows, key=lambda row: cast(str, row.uuid)):
         tracked = _tracked(row)
         status, reasons = observe(row, now=now, grace_seconds=rules.grace_seconds)
@@ -283,25 +316,43 @@ async def evaluate(
         if transition is not None:
             history.append(_history_row(row, transition))
             if transition.opens_incident:
-                opened.append(_incident_row(row, transition))
+                opened.append(_incident_row(row, transition, remind_at=now + rules.reminder))
             elif transition.closes_incident:
-                closed.append({"uuid_": row.uuid, "closed_at": transition.at})
+                closed[row.uuid] = transition.at
     dialect = connection.dialect.name
     if states:
         await execute_rows(connection, _state_upsert(dialect), states)
     if history:
         await execute_rows(connection, _history_insert(dialect), history)
+    names = {row.uuid: (row.hostname, row.description) for row in rows}
+    events: list[Event] = []
     if closed:
-        await connection.execute(_CLOSE_INCIDENT, closed)
+        for incident in (await connection.execute(_close_incidents(closed))).all():
+            events.append(_event("incident_recovered", incident.closed_at, incident, names))
     if opened:
-        await execute_rows(connection, _incident_insert(dialect), opened)
-    result.written, result.transitions, result.opened, result.closed = (
+        for incident in (await execute_rows(connection, _incident_insert(dialect), opened)).all():
+            events.append(_event("incident_opened", incident.opened_at, incident, names))
+    due = (await connection.execute(_DUE_REMINDERS, {"now": now})).all()
+    if due:
+        await connection.execute(_REMINDED, {"ids": [row.id for row in due], "now": now, "next": now + rules.reminder})
+        for incident in due:
+            names[incident.client_uuid] = (incident.hostname, incident.description)
+            events.append(_event("incident_reminder", now, incident, names))
+    result.notifications = await write_notifications(connection, events, now=now, rules=rules.notifications)
+    result.written, result.transitions, result.opened, result.closed, result.reminded = (
         len(states),
         len(history),
         len(opened),
         len(closed),
+        len(due),
     )
     return result
+
+
+def _event(kind: str, at: datetime, incident: Any, names: dict[str, tuple[str | None, str | None]]) -> Event:
+    hostname, description = names.get(incident.client_uuid, (None, None))
+    payload = incident_payload(incident, hostname=hostname, description=description)
+    return Event(kind=kind, at=at, group_id=incident.group_id, incident=payload)
 
 
 def _state_row(client_uuid: str, tracked: Tracked, damping: Damping) -> dict[str, Any]:
@@ -330,7 +381,7 @@ def _history_row(row: Any, transition: Transition) -> dict[str, Any]:
     }
 
 
-def _incident_row(row: Any, transition: Transition) -> dict[str, Any]:
+def _incident_row(row: Any, transition: Transition, *, remind_at: datetime) -> dict[str, Any]:
     return {
         "client_uuid": row.uuid,
         "group_id": row.group_id,
@@ -339,6 +390,7 @@ def _incident_row(row: Any, transition: Transition) -> dict[str, Any]:
         "opened_at": transition.at,
         "screenshot_hash": row.last_screenshot_hash,
         "priority_screenshot_hash": row.last_priority_screenshot_hash,
+        "remind_at": remind_at,
     }
 
 
@@ -352,6 +404,11 @@ class StatusEvaluator:
             grace_seconds=settings.heartbeat_grace_seconds,
             damping=Damping(
                 confirm_seconds=settings.STATUS_CONFIRM_SECONDS, recovery_heartbeats=settings.RECOVERY_HEARTBEATS
+            ),
+            reminder=timedelta(minutes=settings.ALERT_REMINDER_MINUTES),
+            notifications=NotificationRules(
+                group_threshold=settings.GROUP_ALERT_THRESHOLD,
+                group_lookback=GROUP_ALERT_WINDOW + timedelta(seconds=settings.STATUS_CONFIRM_SECONDS),
             ),
         )
         self._connection: AsyncConnection | None = None
@@ -374,6 +431,8 @@ class StatusEvaluator:
             async with connection.begin():
                 result = await evaluate(connection, now=now, previous=self._previous, rules=self.rules)
             self._previous = now
+            if result.notifications:
+                self.state.outbox_wakeup.set()
             return result
         except Exception:
             await self.release()

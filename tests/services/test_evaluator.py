@@ -200,9 +200,10 @@ class TestWhatAPassReads:
         statement_counter.counting = False
         assert changed is not None
         assert (changed.read, changed.written) == (1, 1)
-        # BEGIN (SQLite) / nothing (asyncpg), the read, the state upsert, and COMMIT.
+        # Two reads (the displays, the reminders due) and the state upsert; no notification without a webhook.
         reads = [s for s in statement_counter.statements if s.lstrip().upper().startswith("SELECT")]
-        assert len(reads) == 1
+        writes = [s for s in statement_counter.statements if s.lstrip().upper().startswith(("INSERT", "UPDATE"))]
+        assert (len(reads), len(writes)) == (2, 1)
         # The one display without heartbeats since crosses the grace period and is read again.
         clock.advance(GRACE - 20 + 1)
         await beat(state, clock, *uuids[:39], process_status="running")

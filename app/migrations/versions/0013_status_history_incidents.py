@@ -1,4 +1,4 @@
-"""status evaluation: display states, status history and incidents (SPEC §12)
+"""status evaluation: display states, status history, incidents, webhooks and their outbox (SPEC §12)
 
 The evaluator reads only what changed: `clients.changed_at` and `heartbeat_count` (kept at ingest),
 the newest WARN log beside the newest ERROR in `latest_logs`, and indexes for its ranges.
@@ -93,6 +93,8 @@ def upgrade() -> None:
         sa.Column("acknowledged_by", sa.String(length=100), nullable=True),
         sa.Column("screenshot_hash", sa.String(length=64), nullable=True),
         sa.Column("priority_screenshot_hash", sa.String(length=64), nullable=True),
+        sa.Column("remind_at", UTCDateTime(), nullable=True),
+        sa.Column("reminded_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["client_uuid"], ["clients.uuid"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -100,9 +102,45 @@ def upgrade() -> None:
     op.create_index("ix_incidents_client_opened", "incidents", ["client_uuid", "opened_at"])
     op.create_index("ix_incidents_group_opened", "incidents", ["group_id", "opened_at"])
     op.create_index("ix_incidents_closed_at", "incidents", ["closed_at"])
+    op.create_index("ix_incidents_remind_at", "incidents", ["remind_at"])
+    op.create_table(
+        "webhooks",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("secret", sa.String(length=200), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=True),
+        sa.Column("events", sa.Text(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "notifications",
+        _id_column(),
+        sa.Column("delivery_id", sa.String(length=36), nullable=False),
+        sa.Column("webhook_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=24), nullable=False),
+        sa.Column("order_key", sa.String(length=80), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=True),
+        sa.Column("payload", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=8), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+        sa.Column("claimed_until", UTCDateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sent_at", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["webhook_id"], ["webhooks.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("delivery_id"),
+    )
+    op.create_index("ix_notifications_due", "notifications", ["status", "next_attempt_at"])
+    op.create_index("ix_notifications_order", "notifications", ["webhook_id", "order_key", "id"])
+    op.create_index("ix_notifications_kind_group", "notifications", ["kind", "group_id", "status"])
 
 
 def downgrade() -> None:
+    op.drop_table("notifications")
+    op.drop_table("webhooks")
     op.drop_table("incidents")
     op.drop_table("status_history")
     op.drop_table("display_states")
