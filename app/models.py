@@ -309,7 +309,11 @@ class DisplayState(SQLModel, table=True):
     """
 
     __tablename__ = "display_states"
-    __table_args__ = (Index("ix_display_states_recheck_at", "recheck_at"), Index("ix_display_states_status", "status"))
+    __table_args__ = (
+        Index("ix_display_states_recheck_at", "recheck_at"),
+        Index("ix_display_states_status", "status"),
+        Index("ix_display_states_pending_status", "pending_status"),
+    )
 
     client_uuid: str = Field(sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True)
     status: str = Field(sa_column=Column(String(16), nullable=False))

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypeAliasType
 
 from app.models import DisplayStatus, StatusReason
+from app.schemas.common import NO_NUL_PATTERN
+
+# An absolute http(s) URL: scheme, host name or address (no brackets), optional port, then anything printable.
+URL_PATTERN = r"^https?://[A-Za-z0-9.-]*[A-Za-z0-9](:[0-9]{1,5})?([/?#][^\s]*)?$"
+# What a webhook may subscribe to; a `group_alert` stands in for many of one kind.
+WebhookEvent = TypeAliasType("WebhookEvent", Literal["incident_opened", "incident_reminder", "incident_recovered"])
 
 
 class StatusChangeRead(BaseModel):
@@ -49,3 +59,86 @@ class IncidentRead(BaseModel):
 class IncidentList(BaseModel):
     incidents: list[IncidentRead]
     count: int
+
+
+def _every_event() -> list[WebhookEvent]:
+    return ["incident_opened", "incident_reminder", "incident_recovered"]
+
+
+class WebhookCreate(BaseModel):
+    """A webhook: where to POST notifications, the secret that signs them, and which ones it gets."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"url": "https://alerts.example.org/infoscreen", "secret": "a-long-random-secret", "group_id": 3}
+            ]
+        },
+    )
+
+    url: StrictStr = Field(max_length=2000, pattern=URL_PATTERN, description="An absolute http(s) URL.")
+    secret: StrictStr = Field(
+        min_length=16, max_length=200, pattern=NO_NUL_PATTERN, description="Signs every body (HMAC-SHA256)."
+    )
+    group_id: StrictInt | None = Field(
+        default=None, ge=1, lt=2**31, description="Only displays of this group; null: every display."
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=_every_event,
+        min_length=1,
+        description="The kinds it receives (default all); a group alert stands in for its kind.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        return check_url(value)
+
+
+class WebhookUpdate(BaseModel):
+    """Any of these; `group_id: null` removes the group filter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: StrictStr | SkipJsonSchema[None] = Field(default=None, max_length=2000, pattern=URL_PATTERN)
+    secret: StrictStr | SkipJsonSchema[None] = Field(
+        default=None, min_length=16, max_length=200, pattern=NO_NUL_PATTERN
+    )
+    group_id: StrictInt | None = Field(default=None, ge=1, lt=2**31)
+    events: list[WebhookEvent] | SkipJsonSchema[None] = Field(default=None, min_length=1)
+
+    @field_validator("url", "secret", "events")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out, not null")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        return check_url(value)
+
+
+class WebhookRead(BaseModel):
+    id: int
+    url: str
+    group_id: int | None
+    events: list[WebhookEvent]
+    created_at: datetime
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookRead]
+
+
+def check_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError("must be an absolute http or https URL")
+    return value

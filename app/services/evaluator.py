@@ -9,7 +9,8 @@ fleet, and never a log window count:
 - time passed a boundary: `last_alive` crossed the grace period, the newest ERROR or WARN left the
   24-hour window (`latest_logs.error_timestamp` / `warn_timestamp`), a pending status is due
   (`display_states.recheck_at`);
-- a display confirmed offline sent a heartbeat (recovery counts heartbeats).
+- a display offline, or about to be (pending), sent a heartbeat (recovery counts heartbeats; a
+  pending offline that is alive again is dropped).
 
 Each is an indexed range; the log window reduces to "is the newest ERROR (WARN) in it", which the
 latest-log pointers answer exactly. A pass is a fixed number of statements: one read, then at most
@@ -31,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Select, bindparam, case, literal, select, text, union, update
+from sqlalchemy import Select, bindparam, case, literal, or_, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.metrics import DATABASE_ERRORS
@@ -55,8 +56,9 @@ STATUS_WINDOW = timedelta(hours=24)
 # Ingest stamps its rows before it commits, so a pass also re-reads what changed this long before the
 # previous one (a transaction still open then) and absorbs small clock differences between replicas.
 OVERLAP = timedelta(seconds=10)
-# Any constant works: the same for every replica on one database (migrations use another).
-EVALUATOR_LOCK_ID = 7_140_222
+# Any constant works: the same for every replica on one database, and no other lock's (migrations use
+# 7_140_221, the bootstrap token 7_140_222: sharing one would block a replica's start-up behind the leader).
+EVALUATOR_LOCK_ID = 7_140_223
 RELEASE_TIMEOUT_SECONDS = 5.0
 
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -87,7 +89,10 @@ def _changed_displays() -> Any:
         select(_STATES.c.client_uuid).where(_STATES.c.recheck_at <= _at("now")),
         select(_STATES.c.client_uuid)
         .join(_CLIENTS, _CLIENTS.c.uuid == _STATES.c.client_uuid)
-        .where(_STATES.c.status == "offline", _CLIENTS.c.last_alive >= _at("since")),
+        .where(
+            or_(_STATES.c.status == "offline", _STATES.c.pending_status == "offline"),
+            _CLIENTS.c.last_alive >= _at("since"),
+        ),
     ]
     return union(*parts).subquery("changed")
 

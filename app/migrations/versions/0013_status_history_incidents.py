@@ -66,6 +66,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_display_states_recheck_at", "display_states", ["recheck_at"])
     op.create_index("ix_display_states_status", "display_states", ["status"])
+    op.create_index("ix_display_states_pending_status", "display_states", ["pending_status"])
     op.create_table(
         "status_history",
         _id_column(),
