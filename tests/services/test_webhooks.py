@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from app.config import Settings
@@ -356,6 +357,50 @@ class TestAcrossProcesses:
         deliveries = [delivery for delivery, _ in receiver.requests]
         assert len(deliveries) == len(set(deliveries)) == 60
         assert await outbox(state) == {"sent": 60}
+
+
+class TestMetrics:
+    async def test_open_incidents_and_the_outbox_backlog(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        async def scrape() -> dict[str, float]:
+            text = (await client.get("/metrics")).text
+            return {
+                sample.name + (f"_{sample.labels['outcome']}" if "outcome" in sample.labels else ""): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name.startswith(("infoscreen_incidents", "infoscreen_notifications"))
+            }
+
+        await add_webhook(client, superadmin, receiver.url)
+        before = await scrape()
+        receiver.fail_next = 1
+        await go_down(state, clock, evaluator, "hall-5")
+        clock.advance(40)
+        await deliver_due(state, http)
+        during = await scrape()
+        assert during["infoscreen_incidents_open"] == 1
+        assert during["infoscreen_notifications_pending"] == 1
+        assert during["infoscreen_notifications_oldest_pending_seconds"] == 40
+        assert (
+            during["infoscreen_notifications_total_retried"]
+            == before.get("infoscreen_notifications_total_retried", 0) + 1
+        )
+        clock.advance(3600)
+        await deliver_due(state, http)
+        after = await scrape()
+        assert (
+            after["infoscreen_notifications_pending"],
+            after["infoscreen_notifications_oldest_pending_seconds"],
+        ) == (0, 0)
+        assert after["infoscreen_notifications_total_sent"] == before.get("infoscreen_notifications_total_sent", 0) + 1
 
 
 class TestManagement:
