@@ -1,7 +1,8 @@
 """`python -m bench.evaluator [--displays N]`: the status evaluator's cost per pass on PostgreSQL (SPEC §12).
 
 A throwaway database gets N displays (heartbeats every 60 s; a third with an ERROR or WARN in the last
-day), then the evaluator runs passes 5 s apart on a simulated clock while the fleet keeps sending:
+day) and one webhook subscribed to every event (so each pass writes its notifications; nothing is
+delivered), then the evaluator runs passes 5 s apart on a simulated clock while the fleet keeps sending:
 
 - steady: each tick, a twelfth of the fleet heartbeats (60 s / 5 s), 1 % change their process status,
   0.5 % log an ERROR, and 5 displays fall silent (they cross the grace period later);
@@ -25,10 +26,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 
 from app.config import Settings
 from app.db import create_engine, create_session_factory, run_migrations
+from app.models import Webhook
 from app.schemas.ingest import LogRecord
 from app.services.evaluator import PassResult, StatusEvaluator
 from app.services.ingest import record_heartbeats, record_logs, record_status
@@ -41,6 +44,7 @@ HEARTBEAT_SECONDS = 60
 GRACE = 170
 CONFIRM = 30
 OUTAGE = 1000
+KINDS = ("incident_opened", "incident_reminder", "incident_recovered")
 
 
 class Clock:
@@ -91,6 +95,7 @@ async def measured_pass(evaluator: StatusEvaluator, meter: DatabaseTime) -> dict
         "transitions": result.transitions,
         "opened": result.opened,
         "closed": result.closed,
+        "notifications": result.notifications,
     }
 
 
@@ -148,6 +153,15 @@ async def run(displays: int, ticks: int) -> dict[str, Any]:
                 if rng.random() < 1 / 3
             ]
             await record_logs(session, entries, now=clock())
+            # One webhook for every event: the notifications are part of the pass (nothing is delivered here).
+            session.add(
+                Webhook(
+                    url="http://127.0.0.1:9/",
+                    secret="x" * 16,
+                    events=orjson.dumps(list(KINDS)).decode(),
+                    created_at=clock(),
+                )
+            )
         evaluator = StatusEvaluator(state)
         first = await measured_pass(evaluator, meter)
         log(f"first pass (every display): {first}")
