@@ -7,6 +7,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,8 @@ class Settings(BaseSettings):
     WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=120)
     ALERT_REMINDER_MINUTES: int = Field(default=60, ge=1)
     GROUP_ALERT_THRESHOLD: int = Field(default=5, ge=1)
+    # The wall clock of weekly maintenance windows (an IANA name, e.g. Europe/Berlin).
+    MAINTENANCE_TIME_ZONE: str = "UTC"
 
     INITIAL_SUPERADMIN_TOKEN: str | None = None
     AUTO_MIGRATE: bool = True
@@ -80,6 +83,19 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_env(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("MAINTENANCE_TIME_ZONE")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def maintenance_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.MAINTENANCE_TIME_ZONE)
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, incidents, ingest, ops, screenshots, tokens, webhooks
+from app.routers import client_logs, clients, incidents, ingest, maintenance, ops, screenshots, tokens, webhooks
 from app.services.evaluator import start_status_evaluator
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
             max_age=600,
         )
-    for module in (ops, tokens, client_logs, clients, incidents, webhooks, ingest, screenshots):
+    for module in (ops, tokens, client_logs, clients, incidents, maintenance, webhooks, ingest, screenshots):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -148,6 +148,7 @@ TAGS = [
     {"name": "clients", "description": "Displays: read, update, delete."},
     {"name": "groups", "description": "Groups of displays."},
     {"name": "incidents", "description": "Status history and incidents, as the status evaluator recorded them."},
+    {"name": "maintenance", "description": "Maintenance windows: when notifications are silenced."},
     {"name": "webhooks", "description": "Where notifications of incidents go (superadmin)."},
     {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
     {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},

@@ -381,6 +381,8 @@ class Incident(SQLModel, table=True):
     # When the next reminder is due while the incident is open (null once closed), and the last one went.
     remind_at: datetime | None = _utc_column()
     reminded_at: datetime | None = _utc_column()
+    # When its opened notification went to the outbox; null while a maintenance window held it back.
+    notified_at: datetime | None = _utc_column()
 
 
 # What a webhook may be sent (SPEC §12): one display's incident opened, reminded, recovered, or one
@@ -389,6 +391,24 @@ NotificationKind = TypeAliasType(
     "NotificationKind", Literal["incident_opened", "incident_reminder", "incident_recovered", "group_alert"]
 )
 NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind.__value__)
+
+
+class MaintenanceWindow(SQLModel, table=True):
+    """When one display's or one group's notifications are silenced (SPEC §12; `app.services.maintenance`)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_uuid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    starts_at: datetime | None = _utc_column()
+    ends_at: datetime | None = _utc_column()
+    # Weekly recurrence: comma-separated weekday numbers (Monday 0) and local "HH:MM" times; null: once.
+    weekdays: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    start_time: str | None = Field(default=None, sa_column=Column(String(5), nullable=True))
+    end_time: str | None = Field(default=None, sa_column=Column(String(5), nullable=True))
+    description: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class Webhook(SQLModel, table=True):

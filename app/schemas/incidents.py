@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from typing_extensions import TypeAliasType
 
 from app.models import DisplayStatus, StatusReason
-from app.schemas.common import NO_NUL_PATTERN
+from app.schemas.common import NO_NUL_PATTERN, Timestamp
 
 # An absolute http(s) URL: scheme, host name or address (no brackets), optional port, then anything printable.
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]*[A-Za-z0-9](:[0-9]{1,5})?([/?#][^\s]*)?$"
@@ -142,3 +142,70 @@ def check_url(value: str) -> str:
     if not valid:
         raise ValueError("must be an absolute http or https URL")
     return value
+
+
+Weekday = TypeAliasType("Weekday", Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+_HH_MM = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class MaintenanceWindowCreate(BaseModel):
+    """One display or one group; once (`starts_at` to `ends_at`), or weekly (`weekdays`, `start_time`,
+    `end_time` on the wall clock of `MAINTENANCE_TIME_ZONE`, optionally only between `starts_at` and `ends_at`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "group_id": 3,
+                    "weekdays": ["mon", "tue", "wed", "thu", "fri"],
+                    "start_time": "22:00",
+                    "end_time": "06:00",
+                },
+                {"client_uuid": "lobby-1", "starts_at": "2026-03-10T08:00:00Z", "ends_at": "2026-03-10T12:00:00Z"},
+            ]
+        },
+    )
+
+    client_uuid: StrictStr | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    group_id: StrictInt | None = Field(default=None, ge=1, lt=2**31)
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    weekdays: list[Weekday] | None = Field(default=None, min_length=1, max_length=7)
+    start_time: StrictStr | None = Field(default=None, pattern=_HH_MM, description="Local HH:MM.")
+    end_time: StrictStr | None = Field(
+        default=None, pattern=_HH_MM, description="Local HH:MM; at or before `start_time`: the next day."
+    )
+    description: StrictStr | None = Field(default=None, max_length=255, pattern=NO_NUL_PATTERN)
+
+    @model_validator(mode="after")
+    def _one_target_one_schedule(self) -> MaintenanceWindowCreate:
+        if (self.client_uuid is None) == (self.group_id is None):
+            raise ValueError("give exactly one of client_uuid and group_id")
+        weekly = (self.weekdays, self.start_time, self.end_time)
+        if any(part is not None for part in weekly):
+            if any(part is None for part in weekly):
+                raise ValueError("a weekly window needs weekdays, start_time and end_time")
+        elif self.starts_at is None or self.ends_at is None:
+            raise ValueError("a one-off window needs starts_at and ends_at")
+        if self.starts_at is not None and self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class MaintenanceWindowRead(BaseModel):
+    id: int
+    client_uuid: str | None
+    group_id: int | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    weekdays: list[Weekday] | None
+    start_time: str | None
+    end_time: str | None
+    description: str | None
+    time_zone: str = Field(description="The wall clock of `start_time` and `end_time` (MAINTENANCE_TIME_ZONE).")
+    active_until: datetime | None = Field(description="When the window now in force ends; null when not in force.")
+
+
+class MaintenanceWindowList(BaseModel):
+    maintenance_windows: list[MaintenanceWindowRead]

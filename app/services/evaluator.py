@@ -30,15 +30,17 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Select, bindparam, case, literal, or_, select, text, union, update
+from sqlalchemy import Select, bindparam, case, func, literal, or_, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.metrics import DATABASE_ERRORS
 from app.models import Client, DisplayState, DisplayStatus, Incident, LatestLog, StatusChange, StatusReason, UTCDateTime
 from app.services.damping import Damping, Tracked, Transition, advance, recheck_at
 from app.services.ingest import execute_rows, rows_insert
+from app.services.maintenance import load_windows, silenced_until
 from app.services.notifications import (
     GROUP_ALERT_WINDOW,
     Event,
@@ -168,6 +170,7 @@ def _incident_insert(dialect: str) -> Any:
         "screenshot_hash",
         "priority_screenshot_hash",
         "remind_at",
+        "notified_at",
     )
     return rows_insert(dialect, _INCIDENTS, columns).returning(*_INCIDENTS.c)
 
@@ -193,8 +196,12 @@ _DUE_REMINDERS = (
 )
 _REMINDED = (
     update(_INCIDENTS)
-    .where(_INCIDENTS.c.id.in_(bindparam("ids", expanding=True)))
-    .values(reminded_at=bindparam("now", type_=UTCDateTime()), remind_at=bindparam("next", type_=UTCDateTime()))
+    .where(_INCIDENTS.c.id == bindparam("id_"))
+    .values(
+        remind_at=bindparam("next_", type_=UTCDateTime()),
+        reminded_at=func.coalesce(bindparam("reminded_", type_=UTCDateTime()), _INCIDENTS.c.reminded_at),
+        notified_at=func.coalesce(bindparam("notified_", type_=UTCDateTime()), _INCIDENTS.c.notified_at),
+    )
 )
 
 
@@ -203,6 +210,7 @@ class EvaluationRules:
     grace_seconds: int
     damping: Damping
     reminder: timedelta = timedelta(minutes=60)
+    zone: ZoneInfo = ZoneInfo("UTC")
     notifications: NotificationRules = NotificationRules(group_threshold=5, group_lookback=timedelta(seconds=90))
 
 
@@ -321,7 +329,7 @@ async def evaluate(
         if transition is not None:
             history.append(_history_row(row, transition))
             if transition.opens_incident:
-                opened.append(_incident_row(row, transition, remind_at=now + rules.reminder))
+                opened.append(_incident_row(row, transition))
             elif transition.closes_incident:
                 closed[row.uuid] = transition.at
     dialect = connection.dialect.name
@@ -330,19 +338,48 @@ async def evaluate(
     if history:
         await execute_rows(connection, _history_insert(dialect), history)
     names = {row.uuid: (row.hostname, row.description) for row in rows}
+    # Read before this pass closes any: the ones it closes get their recovery instead.
+    due = [
+        row for row in (await connection.execute(_DUE_REMINDERS, {"now": now})).all() if row.client_uuid not in closed
+    ]
+    windows = await load_windows(connection) if opened or closed or due else []
+
+    def silenced(client_uuid: str, group_id: int | None) -> datetime | None:
+        return silenced_until(windows, client_uuid=client_uuid, group_id=group_id, moment=now, zone=rules.zone)
+
     events: list[Event] = []
     if closed:
         for incident in (await connection.execute(_close_incidents(closed))).all():
-            events.append(_event("incident_recovered", incident.closed_at, incident, names))
+            # Only what a receiver was told opened is told closed, and not while silenced.
+            if incident.notified_at is not None and silenced(incident.client_uuid, incident.group_id) is None:
+                events.append(_event("incident_recovered", incident.closed_at, incident, names))
     if opened:
+        for row in opened:
+            until = silenced(row["client_uuid"], row["group_id"])
+            # Silenced: the incident is looked at again when the window ends (see the reminders below).
+            row["notified_at"], row["remind_at"] = (None, until) if until else (now, now + rules.reminder)
         for incident in (await execute_rows(connection, _incident_insert(dialect), opened)).all():
-            events.append(_event("incident_opened", incident.opened_at, incident, names))
-    due = (await connection.execute(_DUE_REMINDERS, {"now": now})).all()
+            if incident.notified_at is not None:
+                events.append(_event("incident_opened", incident.opened_at, incident, names))
     if due:
-        await connection.execute(_REMINDED, {"ids": [row.id for row in due], "now": now, "next": now + rules.reminder})
+        reminded = []
         for incident in due:
             names[incident.client_uuid] = (incident.hostname, incident.description)
-            events.append(_event("incident_reminder", now, incident, names))
+            until = silenced(incident.client_uuid, incident.group_id)
+            if until is not None:
+                reminded.append({"id_": incident.id, "next_": until, "reminded_": None, "notified_": None})
+            elif incident.notified_at is None:
+                # Down since before the window ended: its opened notice goes now.
+                events.append(_event("incident_opened", now, incident, names))
+                reminded.append(
+                    {"id_": incident.id, "next_": now + rules.reminder, "reminded_": None, "notified_": now}
+                )
+            else:
+                events.append(_event("incident_reminder", now, incident, names))
+                reminded.append(
+                    {"id_": incident.id, "next_": now + rules.reminder, "reminded_": now, "notified_": None}
+                )
+        await connection.execute(_REMINDED, reminded)
     result.notifications = await write_notifications(connection, events, now=now, rules=rules.notifications)
     result.written, result.transitions, result.opened, result.closed, result.reminded = (
         len(states),
@@ -386,7 +423,7 @@ def _history_row(row: Any, transition: Transition) -> dict[str, Any]:
     }
 
 
-def _incident_row(row: Any, transition: Transition, *, remind_at: datetime) -> dict[str, Any]:
+def _incident_row(row: Any, transition: Transition) -> dict[str, Any]:
     return {
         "client_uuid": row.uuid,
         "group_id": row.group_id,
@@ -395,7 +432,6 @@ def _incident_row(row: Any, transition: Transition, *, remind_at: datetime) -> d
         "opened_at": transition.at,
         "screenshot_hash": row.last_screenshot_hash,
         "priority_screenshot_hash": row.last_priority_screenshot_hash,
-        "remind_at": remind_at,
     }
 
 
@@ -411,6 +447,7 @@ class StatusEvaluator:
                 confirm_seconds=settings.STATUS_CONFIRM_SECONDS, recovery_heartbeats=settings.RECOVERY_HEARTBEATS
             ),
             reminder=timedelta(minutes=settings.ALERT_REMINDER_MINUTES),
+            zone=settings.maintenance_zone,
             notifications=NotificationRules(
                 group_threshold=settings.GROUP_ALERT_THRESHOLD,
                 group_lookback=GROUP_ALERT_WINDOW + timedelta(seconds=settings.STATUS_CONFIRM_SECONDS),

@@ -359,6 +359,138 @@ class TestAcrossProcesses:
         assert await outbox(state) == {"sent": 60}
 
 
+def z(moment: Any) -> str:
+    return str(moment.isoformat().replace("+00:00", "Z"))
+
+
+class TestMaintenance:
+    async def test_a_window_silences_notifications_but_the_history_records(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        window = {"client_uuid": "quiet", "starts_at": z(clock()), "ends_at": z(clock() + timedelta(hours=1))}
+        created = await client.post("/api/maintenance-windows", json=window, headers=superadmin)
+        assert created.status_code == 201, created.text
+        assert created.json()["active_until"] == (clock() + timedelta(hours=1)).isoformat()
+        await go_down(state, clock, evaluator, "quiet", "loud")
+        await come_back(state, clock, evaluator, "quiet", "loud")
+        clock.advance(2 * 3600)
+        await beat(state, clock, "quiet", "loud")
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        assert [(e["event"], e["incident"]["client_uuid"]) for e in receiver.events] == [
+            ("incident_opened", "loud"),
+            ("incident_recovered", "loud"),
+        ]
+        history = (await client.get("/api/clients/quiet/status-history", headers=superadmin)).json()
+        assert [(t["from"], t["to"]) for t in history["transitions"]] == [
+            ("healthy", "offline"),
+            ("offline", "healthy"),
+        ]
+        incidents = (await client.get("/api/incidents", headers=superadmin)).json()["incidents"]
+        assert sorted(i["client_uuid"] for i in incidents) == ["loud", "quiet"]
+
+    async def test_a_display_still_down_when_the_window_ends_is_notified_then(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        group_id = (await client.post("/api/client-groups", json={"name": "Night"}, headers=superadmin)).json()["id"]
+        await beat(state, clock, "night-1")
+        await client.patch("/api/clients/night-1", json={"group_id": group_id}, headers=superadmin)
+        end = clock() + timedelta(minutes=10)
+        window = {"group_id": group_id, "starts_at": z(clock()), "ends_at": z(end)}
+        assert (await client.post("/api/maintenance-windows", json=window, headers=superadmin)).status_code == 201
+        await go_down(state, clock, evaluator, "night-1")
+        assert (await deliver_due(state, http)).attempted == 0
+        clock.current = end - timedelta(seconds=1)
+        await evaluator.run_pass()
+        assert (await deliver_due(state, http)).attempted == 0
+        clock.advance(5)
+        await evaluator.run_pass()
+        assert (await deliver_due(state, http)).sent == 1
+        [opened] = receiver.events
+        assert (opened["event"], opened["incident"]["client_uuid"]) == ("incident_opened", "night-1")
+        # Reminders follow from then on, not from when the incident opened.
+        clock.advance(60 * 60)
+        await evaluator.run_pass()
+        assert (await deliver_due(state, http)).sent == 1
+        assert receiver.events[-1]["event"] == "incident_reminder"
+
+    async def test_down_before_the_window_silent_within_and_notified_after_only_if_still_down(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        await go_down(state, clock, evaluator, "early", "back")
+        assert (await deliver_due(state, http)).sent == 2
+        end = clock() + timedelta(hours=3)
+        for uuid in ("early", "back"):
+            window = {"client_uuid": uuid, "starts_at": z(clock()), "ends_at": z(end)}
+            assert (await client.post("/api/maintenance-windows", json=window, headers=superadmin)).status_code == 201
+        clock.advance(3600)  # the reminder falls inside the window: held back
+        await evaluator.run_pass()
+        await come_back(state, clock, evaluator, "back")  # recovers inside the window: silent
+        assert (await deliver_due(state, http)).attempted == 0
+        clock.current = end + timedelta(seconds=1)
+        await evaluator.run_pass()
+        assert (await deliver_due(state, http)).sent == 1
+        assert [(e["event"], e["incident"]["client_uuid"]) for e in receiver.events][2:] == [
+            ("incident_reminder", "early")
+        ]
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"starts_at": "2026-03-10T08:00:00Z", "ends_at": "2026-03-10T09:00:00Z"},
+            {"client_uuid": "a", "group_id": 1, "starts_at": "2026-03-10T08:00:00Z", "ends_at": "2026-03-10T09:00:00Z"},
+            {"client_uuid": "a", "starts_at": "2026-03-10T08:00:00Z"},
+            {"client_uuid": "a", "starts_at": "2026-03-10T09:00:00Z", "ends_at": "2026-03-10T08:00:00Z"},
+            {"group_id": 1, "weekdays": ["mon"], "start_time": "22:00"},
+            {"group_id": 1, "weekdays": ["someday"], "start_time": "22:00", "end_time": "06:00"},
+            {"group_id": 1, "weekdays": ["mon"], "start_time": "24:00", "end_time": "06:00"},
+        ],
+    )
+    async def test_bad_windows_are_400(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str], body: dict[str, Any]
+    ) -> None:
+        response = await client.post("/api/maintenance-windows", json=body, headers=superadmin)
+        assert response.status_code == 400, response.text
+        assert "error" in response.json()
+
+    async def test_weekly_windows_listed_and_deleted(
+        self, client: httpx.AsyncClient, superadmin: dict[str, str]
+    ) -> None:
+        body = {"group_id": 2, "weekdays": ["sat", "sun"], "start_time": "00:00", "end_time": "00:00"}
+        created = (await client.post("/api/maintenance-windows", json=body, headers=superadmin)).json()
+        listed = (await client.get("/api/maintenance-windows", headers=superadmin)).json()["maintenance_windows"]
+        assert [(w["weekdays"], w["time_zone"]) for w in listed] == [(["sat", "sun"], "UTC")]
+        gone = await client.delete(f"/api/maintenance-windows/{created['id']}", headers=superadmin)
+        assert gone.status_code == 204
+        again = await client.delete(f"/api/maintenance-windows/{created['id']}", headers=superadmin)
+        assert again.status_code == 404
+
+
 class TestMetrics:
     async def test_open_incidents_and_the_outbox_backlog(
         self,

@@ -96,6 +96,7 @@ def upgrade() -> None:
         sa.Column("priority_screenshot_hash", sa.String(length=64), nullable=True),
         sa.Column("remind_at", UTCDateTime(), nullable=True),
         sa.Column("reminded_at", UTCDateTime(), nullable=True),
+        sa.Column("notified_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(["client_uuid"], ["clients.uuid"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -104,6 +105,20 @@ def upgrade() -> None:
     op.create_index("ix_incidents_group_opened", "incidents", ["group_id", "opened_at"])
     op.create_index("ix_incidents_closed_at", "incidents", ["closed_at"])
     op.create_index("ix_incidents_remind_at", "incidents", ["remind_at"])
+    op.create_table(
+        "maintenance_windows",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("client_uuid", sa.String(length=64), nullable=True),
+        sa.Column("group_id", sa.Integer(), nullable=True),
+        sa.Column("starts_at", UTCDateTime(), nullable=True),
+        sa.Column("ends_at", UTCDateTime(), nullable=True),
+        sa.Column("weekdays", sa.String(length=20), nullable=True),
+        sa.Column("start_time", sa.String(length=5), nullable=True),
+        sa.Column("end_time", sa.String(length=5), nullable=True),
+        sa.Column("description", sa.String(length=255), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
     op.create_table(
         "webhooks",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -142,6 +157,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("notifications")
     op.drop_table("webhooks")
+    op.drop_table("maintenance_windows")
     op.drop_table("incidents")
     op.drop_table("status_history")
     op.drop_table("display_states")
