@@ -106,7 +106,7 @@ SCREENSHOT_BYTES_STORED = Counter(
 )
 RETENTION_DELETED = Counter(
     "infoscreen_retention_deleted_rows",
-    "Rows removed because they aged out (table: client_logs).",
+    "Rows removed because they aged out (table: client_logs, status_history, incidents, notifications).",
     ["table"],
     registry=REGISTRY,
 )

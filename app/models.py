@@ -331,7 +331,10 @@ class StatusChange(SQLModel, table=True):
     """One confirmed transition of a display's status, with the screenshots of that moment (SPEC §12)."""
 
     __tablename__ = "status_history"
-    __table_args__ = (Index("ix_status_history_client_at", "client_uuid", "at", "id"),)
+    __table_args__ = (
+        Index("ix_status_history_client_at", "client_uuid", "at", "id"),
+        Index("ix_status_history_at", "at"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -439,6 +442,7 @@ class Notification(SQLModel, table=True):
         Index("ix_notifications_due", "status", "next_attempt_at"),
         Index("ix_notifications_order", "webhook_id", "order_key", "id"),
         Index("ix_notifications_kind_group", "kind", "group_id", "status"),
+        Index("ix_notifications_created_at", "created_at"),
     )
 
     id: int | None = Field(

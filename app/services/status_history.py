@@ -8,16 +8,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.errors import ClientNotFound, IncidentNotFound
-from app.models import Client, DisplayState, DisplayStatus, Incident, StatusChange
+from app.models import Client, DisplayState, DisplayStatus, Incident, Notification, StatusChange
 
 # The windows of the uptime in `GET /api/clients/{uuid}`, by field name.
 UPTIME_WINDOWS = {"uptime_24h": timedelta(hours=24), "uptime_7d": timedelta(days=7), "uptime_30d": timedelta(days=30)}
 _LONGEST_WINDOW = max(UPTIME_WINDOWS.values())
+# The history, closed incidents and finished deliveries are kept at least this long (the longest uptime
+# window), or `LOG_RETENTION_DAYS` if longer.
+MIN_RETENTION = _LONGEST_WINDOW
 # A status history answer holds at most this many transitions (the newest).
 MAX_TRANSITIONS = 1000
 
@@ -172,3 +175,20 @@ async def acknowledge(session: AsyncSession, *, incident_id: int, by: str, now: 
     if row is None:
         raise IncidentNotFound()
     return incident_entry(*row)
+
+
+async def delete_expired_history(session: AsyncSession, *, before: datetime) -> dict[str, int]:
+    """Delete transitions, closed incidents and sent or failed deliveries older than `before`, each by its
+    index (`at`, `closed_at`, `created_at`); open incidents and pending deliveries stay. Never commits."""
+    statements = {
+        "status_history": delete(StatusChange).where(col(StatusChange.at) < before),
+        "incidents": delete(Incident).where(col(Incident.closed_at) < before),
+        "notifications": delete(Notification).where(
+            col(Notification.created_at) < before, col(Notification.status) != "pending"
+        ),
+    }
+    deleted = {}
+    for table, statement in statements.items():
+        result = await session.execute(statement)
+        deleted[table] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -14,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.main import create_app
-from app.models import DisplayState, Incident, Screenshot, StatusChange
+from app.models import DisplayState, Incident, Notification, Screenshot, StatusChange, Webhook
 from app.schemas.ingest import LogRecord
 from app.services.evaluator import StatusEvaluator
 from app.services.ingest import record_heartbeat, record_logs, record_status
+from app.services.retention import delete_expired
 from app.services.screenshots import store_screenshot
 from app.services.unit_of_work import unit_of_work
 from app.state import AppState
@@ -312,3 +314,42 @@ class TestLifespanTask:
             await asyncio.sleep(0.05)
         [change] = await history(session, "d5")
         assert change.to_status == "offline"
+
+
+class TestRetention:
+    async def test_old_history_closed_incidents_and_finished_deliveries_go_open_and_pending_stay(
+        self, state: AppState, clock: Clock, session: AsyncSession
+    ) -> None:
+        await beat(state, clock, "old")
+        old, recent = clock() - timedelta(days=31), clock() - timedelta(days=29)
+        session.add_all(
+            [
+                StatusChange(client_uuid="old", at=old, from_status="healthy", to_status="offline", reasons="[]"),
+                StatusChange(client_uuid="old", at=recent, from_status="offline", to_status="healthy", reasons="[]"),
+                Incident(client_uuid="old", status="offline", reasons="[]", opened_at=old, closed_at=old),
+                Incident(client_uuid="old", status="offline", reasons="[]", opened_at=old),
+                Webhook(id=1, url="http://127.0.0.1:9/", secret="x" * 16, events="[]", created_at=old),
+            ]
+        )
+        await session.flush()
+        for status in ("sent", "failed", "pending"):
+            session.add(
+                Notification(
+                    delivery_id=status,
+                    webhook_id=1,
+                    kind="incident_opened",
+                    order_key="display:old",
+                    payload="{}",
+                    status=status,
+                    created_at=old,
+                    next_attempt_at=old,
+                )
+            )
+        await session.commit()
+        await delete_expired(state)
+        ats = (await session.execute(select(StatusChange.at))).scalars().all()  # type: ignore[call-overload]
+        assert ats == [recent]
+        closed = (await session.execute(select(Incident.closed_at))).scalars().all()  # type: ignore[call-overload]
+        assert closed == [None]
+        statuses = (await session.execute(select(Notification.status))).scalars().all()  # type: ignore[call-overload]
+        assert statuses == ["pending"]

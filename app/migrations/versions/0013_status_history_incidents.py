@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_status_history_client_at", "status_history", ["client_uuid", "at", "id"])
+    op.create_index("ix_status_history_at", "status_history", ["at"])
     op.create_table(
         "incidents",
         _id_column(),
@@ -152,6 +153,7 @@ def upgrade() -> None:
     op.create_index("ix_notifications_due", "notifications", ["status", "next_attempt_at"])
     op.create_index("ix_notifications_order", "notifications", ["webhook_id", "order_key", "id"])
     op.create_index("ix_notifications_kind_group", "notifications", ["kind", "group_id", "status"])
+    op.create_index("ix_notifications_created_at", "notifications", ["created_at"])
 
 
 def downgrade() -> None:
