@@ -29,7 +29,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.errors import BadRequest, ClientNotFound, NotFound, PayloadTooLarge, UnsupportedMediaType
 from app.metrics import SCREENSHOT_BYTES_STORED, count_after_commit
-from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Screenshot, StatusChange
+from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Incident, Screenshot, StatusChange
 from app.services.ingest import check_uuid, record_heartbeat
 from app.services.unit_of_work import file_effects
 
@@ -242,12 +242,14 @@ _NEWEST = (
     .limit(bindparam("history"))
 )
 _HISTORY = StatusChange.__table__  # type: ignore[attr-defined]
-# The screenshots of the moments the status history recorded (SPEC §12): kept whatever the history limit,
-# as long as the transition is listed. On the (client_uuid, at, id) index; NULLs left out (NOT IN a NULL
-# would keep everything).
+_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+# The screenshots of the moments the status history and the incidents recorded (SPEC §12): kept whatever
+# the history limit, as long as the transition or the incident is listed. On the (client_uuid, ...)
+# indexes; NULLs left out (NOT IN a NULL would keep everything).
 _RECORDED = union(
     *(
-        select(_HISTORY.c[name]).where(_HISTORY.c.client_uuid == bindparam("uuid_"), _HISTORY.c[name].is_not(None))
+        select(table.c[name]).where(table.c.client_uuid == bindparam("uuid_"), table.c[name].is_not(None))
+        for table in (_HISTORY, _INCIDENTS)
         for name in ("screenshot_hash", "priority_screenshot_hash")
     )
 )

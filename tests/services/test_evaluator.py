@@ -244,6 +244,16 @@ class TestWhatAPassReads:
         assert len(hashes) == 3  # the history limit (2) plus the recorded one
         filenames = (await session.execute(select(Screenshot.filename))).scalars()  # type: ignore[call-overload]
         assert all((state.settings.screenshots_dir / name).exists() for name in filenames)
+        # A month on, retention deleted the transition; the incident is still open, and listed, so its
+        # screenshot stays.
+        clock.advance(31 * 24 * 3600)
+        await delete_expired(state)
+        assert await history(session, "d4") == []
+        for value in range(3):
+            clock.advance(1)
+            await shot((0, 50 + value * 30, 0))
+        hashes = list((await session.execute(select(Screenshot.hash))).scalars())  # type: ignore[call-overload]
+        assert change.screenshot_hash in hashes
 
 
 class TestLeadership:
