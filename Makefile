@@ -9,7 +9,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 LOCK_INPUTS := pyproject.toml requirements/build.in
 COMPILE = $(BIN)/uv pip compile $(LOCK_INPUTS) --universal --generate-hashes --quiet --custom-compile-command 'make lock'
 
-.PHONY: install run broker test lint format typecheck lock upgrade openapi bench bench-full clean
+.PHONY: install run broker test lint format typecheck lock upgrade openapi bench bench-full bench-evaluator clean
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,10 @@ bench: install
 
 bench-full: install
 	$(BIN)/python -m bench
+
+# The status evaluator's database time per pass at 10,000 displays (docs/performance.md).
+bench-evaluator: install
+	$(BIN)/python -m bench.evaluator
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache data

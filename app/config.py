@@ -7,6 +7,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,19 @@ class Settings(BaseSettings):
     FROZEN_AFTER_SCREENSHOTS: int = Field(default=3, ge=2)
     SCREEN_ANALYSIS_BACKLOG: int = Field(default=10_000, ge=1)
 
+    # Status evaluation and incidents (SPEC §12).
+    STATUS_EVALUATION_ENABLED: bool = True
+    STATUS_EVALUATION_INTERVAL_SECONDS: float = Field(default=5.0, gt=0, le=300)
+    STATUS_CONFIRM_SECONDS: int = Field(default=30, ge=0)
+    RECOVERY_HEARTBEATS: int = Field(default=2, ge=1)
+    # Notifications (SPEC §12): webhooks through a durable outbox.
+    WEBHOOK_DELIVERY_ENABLED: bool = True
+    WEBHOOK_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=120)
+    ALERT_REMINDER_MINUTES: int = Field(default=60, ge=1)
+    GROUP_ALERT_THRESHOLD: int = Field(default=5, ge=1)
+    # The wall clock of weekly maintenance windows (an IANA name, e.g. Europe/Berlin).
+    MAINTENANCE_TIME_ZONE: str = "UTC"
+
     INITIAL_SUPERADMIN_TOKEN: str | None = None
     AUTO_MIGRATE: bool = True
     LOG_LEVEL: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
@@ -69,6 +83,19 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_env(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("MAINTENANCE_TIME_ZONE")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def maintenance_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.MAINTENANCE_TIME_ZONE)
 
     @field_validator("LOG_LEVEL", mode="before")
     @classmethod

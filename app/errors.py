@@ -67,6 +67,11 @@ class ClientNotFound(NotFound):
         super().__init__("Client not found")
 
 
+class IncidentNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Incident not found")
+
+
 def error_body(message: str, details: list[Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
     if details:

@@ -22,13 +22,15 @@ from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.routers import client_logs, clients, incidents, ingest, maintenance, ops, screenshots, tokens, webhooks
+from app.services.evaluator import start_status_evaluator
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
 from app.services.screen_analysis_worker import start_screen_analysis
 from app.services.sweep import start_sweep_task
 from app.services.tokens import ensure_bootstrap_token
+from app.services.webhooks import start_webhook_delivery
 from app.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,10 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 )
             start_retention_task(state)
             start_sweep_task(state)
+            if settings.STATUS_EVALUATION_ENABLED:
+                start_status_evaluator(state)
+            if settings.WEBHOOK_DELIVERY_ENABLED:
+                start_webhook_delivery(state)
             if settings.SCREEN_ANALYSIS_ENABLED:
                 await start_screen_analysis(state)
             if settings.MQTT_ENABLED:
@@ -129,7 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
             max_age=600,
         )
-    for module in (ops, tokens, client_logs, clients, ingest, screenshots):
+    for module in (ops, tokens, client_logs, clients, incidents, maintenance, webhooks, ingest, screenshots):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -141,6 +147,9 @@ TAGS = [
     {"name": "client-logs", "description": "The original `client_logs` blueprint: logs, summaries, the overview."},
     {"name": "clients", "description": "Displays: read, update, delete."},
     {"name": "groups", "description": "Groups of displays."},
+    {"name": "incidents", "description": "Status history and incidents, as the status evaluator recorded them."},
+    {"name": "maintenance", "description": "Maintenance windows: when notifications are silenced."},
+    {"name": "webhooks", "description": "Where notifications of incidents go (superadmin)."},
     {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
     {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},
     {"name": "tokens", "description": "API tokens and their roles."},

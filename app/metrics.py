@@ -79,10 +79,18 @@ INGEST_BATCH_COMMIT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+NOTIFICATIONS_DELIVERED = Counter(
+    "infoscreen_notifications",
+    "Webhook delivery attempts by outcome: sent (the receiver answered 2xx), retried (it will be tried "
+    "again), failed (given up after 24 hours).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 DATABASE_ERRORS = Counter(
     "infoscreen_database_errors",
     "Database operations that failed, by source: http (answered 503), mqtt (a batch write), retention, "
-    "metrics (a scrape left the display counts out).",
+    "metrics (a scrape left the display counts out), evaluator (a status evaluation pass), "
+    "webhooks (a delivery round).",
     ["source"],
     registry=REGISTRY,
 )
@@ -98,7 +106,7 @@ SCREENSHOT_BYTES_STORED = Counter(
 )
 RETENTION_DELETED = Counter(
     "infoscreen_retention_deleted_rows",
-    "Rows removed because they aged out (table: client_logs).",
+    "Rows removed because they aged out (table: client_logs, status_history, incidents, notifications).",
     ["table"],
     registry=REGISTRY,
 )

@@ -99,6 +99,11 @@ class ClientGroup(SQLModel, table=True):
 
 class Client(SQLModel, table=True):
     __tablename__ = "clients"
+    __table_args__ = (
+        # The status evaluator finds heartbeats that crossed the grace period by a range on these.
+        Index("ix_clients_last_alive", "last_alive"),  # migration 0013
+        Index("ix_clients_changed_at", "changed_at"),  # migration 0013
+    )
 
     uuid: str = Field(sa_column=Column(String(64), primary_key=True))
     hostname: str | None = Field(default=None, max_length=255)
@@ -134,6 +139,11 @@ class Client(SQLModel, table=True):
     detected_screen_health: str | None = Field(default=None, max_length=16)
     detected_screen_health_reason: str | None = Field(default=None, max_length=32)
     detected_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # When an input of the status rules other than the heartbeat's time last changed (process or screen
+    # status, a last will, activation, the detected screen): the status evaluator re-reads only these.
+    changed_at: datetime | None = _utc_column()
+    # Heartbeats received, ever: the evaluator counts those since a display went offline (SPEC §12).
+    heartbeat_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class ClientLog(SQLModel, table=True):
@@ -170,12 +180,22 @@ class LatestLog(SQLModel, table=True):
     """
 
     __tablename__ = "latest_logs"
+    __table_args__ = (
+        # The status evaluator's ranges: errors and warnings leaving the window, and new ones arriving.
+        Index("ix_latest_logs_error_timestamp", "error_timestamp"),  # migration 0013
+        Index("ix_latest_logs_warn_timestamp", "warn_timestamp"),  # migration 0013
+        Index("ix_latest_logs_changed_at", "changed_at"),  # migration 0013
+    )
 
     client_uuid: str = Field(sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True)
     log_id: int | None = Field(default=None, sa_type=BigInteger)
     log_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error_id: int | None = Field(default=None, sa_type=BigInteger)
     error_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    warn_id: int | None = Field(default=None, sa_type=BigInteger)
+    warn_timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Server time an ERROR or WARN log last arrived (whatever its own timestamp).
+    changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class _LevelCountsRow(SQLModel):
@@ -278,6 +298,172 @@ class MqttCredential(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = _utc_column()
+
+
+class DisplayState(SQLModel, table=True):
+    """The status evaluator's memory of one display (SPEC §12): its confirmed status and a pending one.
+
+    A pending status becomes the confirmed one once it has held `STATUS_CONFIRM_SECONDS`
+    (`recheck_at` is then); recovery from offline needs `RECOVERY_HEARTBEATS` heartbeats after
+    `offline_heartbeats` (the display's `heartbeat_count` when it was last seen offline).
+    """
+
+    __tablename__ = "display_states"
+    __table_args__ = (
+        Index("ix_display_states_recheck_at", "recheck_at"),
+        Index("ix_display_states_status", "status"),
+        Index("ix_display_states_pending_status", "pending_status"),
+    )
+
+    client_uuid: str = Field(sa_type=String(64), foreign_key="clients.uuid", ondelete="CASCADE", primary_key=True)
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    # When the confirmed status began, and when the evaluator first saw the display (uptime counts from there).
+    status_since: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    tracked_since: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    pending_status: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    pending_since: datetime | None = _utc_column()
+    recheck_at: datetime | None = _utc_column()
+    offline_heartbeats: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class StatusChange(SQLModel, table=True):
+    """One confirmed transition of a display's status, with the screenshots of that moment (SPEC §12)."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (
+        Index("ix_status_history_client_at", "client_uuid", "at", "id"),
+        Index("ix_status_history_at", "at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    from_status: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    to_status: str = Field(sa_column=Column(String(16), nullable=False))
+    # JSON array of `StatusReason`s.
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    priority_screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class Incident(SQLModel, table=True):
+    """A display offline or critical, from the confirmed transition into it until it recovers (SPEC §12)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_opened_at", "opened_at", "id"),
+        Index("ix_incidents_client_opened", "client_uuid", "opened_at"),
+        Index("ix_incidents_group_opened", "group_id", "opened_at"),
+        Index("ix_incidents_closed_at", "closed_at"),
+        Index("ix_incidents_remind_at", "remind_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    client_uuid: str = Field(
+        sa_column=Column(String(64), ForeignKey("clients.uuid", ondelete="CASCADE"), nullable=False)
+    )
+    # The display's group when the incident opened.
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    reasons: str = Field(sa_column=Column(Text, nullable=False))
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    closed_at: datetime | None = _utc_column()
+    acknowledged_at: datetime | None = _utc_column()
+    acknowledged_by: str | None = Field(default=None, sa_column=Column(String(100), nullable=True))
+    screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    priority_screenshot_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # When the next reminder is due while the incident is open (null once closed), and the last one went.
+    remind_at: datetime | None = _utc_column()
+    reminded_at: datetime | None = _utc_column()
+    # When its opened notification went to the outbox; null while a maintenance window held it back.
+    notified_at: datetime | None = _utc_column()
+
+
+# What a webhook may be sent (SPEC §12): one display's incident opened, reminded, recovered, or one
+# notification for many displays of a group at once.
+NotificationKind = TypeAliasType(
+    "NotificationKind", Literal["incident_opened", "incident_reminder", "incident_recovered", "group_alert"]
+)
+NOTIFICATION_KINDS: tuple[str, ...] = get_args(NotificationKind.__value__)
+
+
+class MaintenanceWindow(SQLModel, table=True):
+    """When one display's or one group's notifications are silenced (SPEC §12; `app.services.maintenance`)."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_uuid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    starts_at: datetime | None = _utc_column()
+    ends_at: datetime | None = _utc_column()
+    # Weekly recurrence: comma-separated weekday numbers (Monday 0) and local "HH:MM" times; null: once.
+    weekdays: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    start_time: str | None = Field(default=None, sa_column=Column(String(5), nullable=True))
+    end_time: str | None = Field(default=None, sa_column=Column(String(5), nullable=True))
+    description: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Webhook(SQLModel, table=True):
+    """An endpoint that receives notifications, signed with its secret (SPEC §12)."""
+
+    __tablename__ = "webhooks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    secret: str = Field(sa_column=Column(String(200), nullable=False))
+    # Only displays of this group (when the incident opened); null: every display.
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    # JSON array of `NotificationKind`s it receives.
+    events: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """The durable outbox: one delivery of one event to one webhook, written with the transition.
+
+    `payload` is the exact body sent (retries send the same bytes); `delivery_id` is the receiver's
+    idempotency key. Deliveries of one webhook with the same `order_key` (a display, or a group) go
+    out in id order: a later one waits while an earlier one is pending.
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_order", "webhook_id", "order_key", "id"),
+        Index("ix_notifications_kind_group", "kind", "group_id", "status"),
+        Index("ix_notifications_created_at", "created_at"),
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    delivery_id: str = Field(sa_column=Column(String(36), nullable=False, unique=True))
+    webhook_id: int = Field(sa_column=Column(Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False))
+    kind: str = Field(sa_column=Column(String(24), nullable=False))
+    order_key: str = Field(sa_column=Column(String(80), nullable=False))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    # pending, sent or failed (given up after 24 hours of retries).
+    status: str = Field(sa_column=Column(String(8), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # A replica that took it for sending holds it until then (a replica that dies mid-send lets go).
+    claimed_until: datetime | None = _utc_column()
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sent_at: datetime | None = _utc_column()
 
 
 def utcnow() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,8 @@ class AppState:
     mqtt: MqttState = field(default_factory=MqttState)
     # Displays whose latest screenshot waits for screen analysis (disabled until the lifespan starts it).
     analysis: AnalysisQueue = field(default_factory=AnalysisQueue)
+    # Set when notifications were written to the outbox: the delivery task wakes at once.
+    outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Long-lived tasks the lifespan started; kept so their exceptions are never lost.
     tasks: list[Any] = field(default_factory=list)
 

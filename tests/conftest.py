@@ -33,6 +33,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SUPERADMIN_SECRET = "test-superadmin-secret-0123456789abcdef"
 TABLES = (
+    "maintenance_windows",
+    "notifications",
+    "webhooks",
+    "incidents",
+    "status_history",
+    "display_states",
     "screenshots",
     "log_counts_hourly",
     "log_counts_six_hourly",
@@ -124,6 +130,9 @@ def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, An
         "MQTT_ENABLED": False,
         # Off unless a test asks for it: a background verdict must not race other tests' status checks.
         "SCREEN_ANALYSIS_ENABLED": False,
+        # Off unless a test asks for it: the evaluator's writes must not race other tests' checks.
+        "STATUS_EVALUATION_ENABLED": False,
+        "WEBHOOK_DELIVERY_ENABLED": False,
         "INITIAL_SUPERADMIN_TOKEN": SUPERADMIN_SECRET,
         "LOG_LEVEL": "WARNING",
     }

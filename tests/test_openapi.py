@@ -294,6 +294,9 @@ SPEC_REJECTS_SCHEMA_VALID = {
     # JSON Schema's `integer` admits 1.0, which SPEC §5 refuses: integers only where integers are asked.
     "ingest_heartbeat": "a whole number written as 1.0 in process_pid or current_event_id is 400",
     "ingest_health": "a whole number written as 1.0 in process_pid or current_event_id is 400",
+    "webhooks_create": "a whole number written as 1.0 in group_id is 400",
+    "maintenance_create": "exactly one of client_uuid and group_id, and a whole one-off or weekly schedule, or 400",
+    "webhooks_update": "a whole number written as 1.0 in group_id is 400",
 }
 SEEDED_PATH_PARAMETERS = {"client_uuid": "disp-1", "group_id": 1, "screenshot_id": 1}
 

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Path, Response
 from app.deps import AdminDep, AuthFirstRoute, NowDep, SessionDep, SettingsDep, SuperadminDep
 from app.errors import ClientNotFound
 from app.routers.common import AUTH_ERRORS, ClientFilterDep, errors, json_response
-from app.schemas.clients import ClientList, ClientRead, ClientUpdate, GroupList, GroupRead, GroupWrite
+from app.schemas.clients import ClientDetail, ClientList, ClientUpdate, GroupList, GroupRead, GroupWrite
 from app.schemas.common import STRICT_INT
 from app.services import clients as client_service
 from app.services.ingest import check_uuid
 from app.services.overview import Rules, client_views
+from app.services.status_history import client_uptime
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=AuthFirstRoute)
@@ -61,20 +62,21 @@ async def _one_client(session: SessionDep, settings: SettingsDep, now: NowDep, c
     )
     if not views:
         raise ClientNotFound()
-    return json_response(client_service.client_dict(views[0]))
+    uptime = await client_uptime(session, client_uuid=client_uuid, now=now)
+    return json_response(client_service.client_dict(views[0]) | uptime)
 
 
 @router.get(
     "/api/clients/{client_uuid}",
     tags=["clients"],
     operation_id="clients_get",
-    response_model=ClientRead,
+    response_model=ClientDetail,
     responses=errors(400, *AUTH_ERRORS, 404),
 )
 async def get_client(
     client_uuid: str, _: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> Response:
-    """One client."""
+    """One client, with its uptime over 24 hours, 7 days and 30 days."""
     check_uuid(client_uuid)
     return await _one_client(session, settings, now, client_uuid)
 
@@ -83,7 +85,7 @@ async def get_client(
     "/api/clients/{client_uuid}",
     tags=["clients"],
     operation_id="clients_update",
-    response_model=ClientRead,
+    response_model=ClientDetail,
     responses=errors(
         400,
         *AUTH_ERRORS,
@@ -96,7 +98,9 @@ async def update_client(
 ) -> Response:
     """Set a client's description, group (null ungroups) or active flag."""
     check_uuid(client_uuid)
-    await client_service.update_client(session, client_uuid=client_uuid, changes=body.model_dump(exclude_unset=True))
+    await client_service.update_client(
+        session, client_uuid=client_uuid, changes=body.model_dump(exclude_unset=True), now=now
+    )
     return await _one_client(session, settings, now, client_uuid)
 
 

@@ -58,6 +58,17 @@ class ClientRead(BaseModel):
     last_priority_screenshot_hash: str | None
 
 
+_UPTIME = "Share of the time not offline (0 to 1) since the evaluator first saw the display; null before that."
+
+
+class ClientDetail(ClientRead):
+    """One client, with its uptime over 24 hours, 7 days and 30 days."""
+
+    uptime_24h: float | None = Field(description=_UPTIME, examples=[0.998])
+    uptime_7d: float | None = Field(description=_UPTIME)
+    uptime_30d: float | None = Field(description=_UPTIME)
+
+
 class ClientList(BaseModel):
     clients: list[ClientRead]
     count: int

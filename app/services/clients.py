@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -49,13 +50,15 @@ def client_dict(view: ClientView) -> dict[str, Any]:
     return body
 
 
-async def update_client(session: AsyncSession, *, client_uuid: str, changes: dict[str, Any]) -> None:
-    """Apply an operator's PATCH; an unknown group is a 400."""
+async def update_client(session: AsyncSession, *, client_uuid: str, changes: dict[str, Any], now: datetime) -> None:
+    """Apply an operator's PATCH; an unknown group is a 400. (De)activation is a cue for the status evaluator."""
     if await session.scalar(select(col(Client.uuid)).where(col(Client.uuid) == client_uuid)) is None:
         raise ClientNotFound()
     group_id = changes.get("group_id")
     if group_id is not None and await session.get(ClientGroup, group_id) is None:
         raise BadRequest("Group not found")
+    if "is_active" in changes:
+        changes = {**changes, "changed_at": now}
     if changes:
         await session.execute(update(Client).where(col(Client.uuid) == client_uuid).values(**changes))
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Result, Row, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from app import json_values
@@ -36,6 +36,8 @@ BLOCK_HOURS = 6
 ROLLUPS: tuple[tuple[Any, int], ...] = ((_HOURLY, 1), (_SIX_HOURLY, BLOCK_HOURS))
 _TOTALS = LogTotal.__table__  # type: ignore[attr-defined]
 _LATEST = LatestLog.__table__  # type: ignore[attr-defined]
+# The client fields a heartbeat may send that the status rules read (SPEC §8).
+STATUS_INPUTS = frozenset({"process_status", "screen_health_status"})
 # Rollup column of each level.
 LEVEL_COLUMNS = {"ERROR": "error", "WARN": "warn", "INFO": "info", "DEBUG": "debug"}
 
@@ -63,14 +65,17 @@ def block_start(moment: datetime, hours: int) -> datetime:
 
 async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, now: datetime) -> None:
     """Register unknown uuids (`registration_time = now`, active); known ones are left alone."""
-    rows = [{"uuid": uuid, "registration_time": now, "is_active": True} for uuid in sorted(set(client_uuids))]
+    rows = [
+        {"uuid": uuid, "registration_time": now, "is_active": True, "changed_at": now}
+        for uuid in sorted(set(client_uuids))
+    ]
     if rows:
         await _execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
 
 
 @functools.cache
 def _client_registration(dialect: str) -> Any:
-    statement = _rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active"))
+    statement = rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active", "changed_at"))
     return statement.on_conflict_do_nothing(index_elements=["uuid"])
 
 
@@ -87,15 +92,23 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
     Repeats of one display merge in order (later values and time win). Rows go in uuid order, so
     concurrent writers lock them in the same order.
     """
-    merged: dict[str, tuple[dict[str, Any], datetime]] = {}
+    merged: dict[str, tuple[dict[str, Any], datetime, int]] = {}
     for client_uuid, fields, at in beats:
         known = merged.get(client_uuid)
-        merged[client_uuid] = ({**known[0], **fields} if known else dict(fields), at)
+        merged[client_uuid] = ({**known[0], **fields}, at, known[2] + 1) if known else (dict(fields), at, 1)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for client_uuid in sorted(merged):
-        fields, at = merged[client_uuid]
+        fields, at, count = merged[client_uuid]
         groups.setdefault(tuple(sorted(fields)), []).append(
-            {"uuid": client_uuid, "registration_time": at, "is_active": True, **fields, "last_alive": at}
+            {
+                "uuid": client_uuid,
+                "registration_time": at,
+                "is_active": True,
+                **fields,
+                "last_alive": at,
+                "heartbeat_count": count,
+                "changed_at": at,
+            }
         )
     dialect = session.get_bind().dialect.name
     for names, rows in groups.items():
@@ -104,9 +117,19 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
 
 @functools.cache
 def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
-    """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap)."""
-    statement = _rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active", *names, "last_alive"))
-    updated = {name: statement.excluded[name] for name in (*names, "last_alive")}
+    """The heartbeat upsert for one set of fields, built once (building `excluded` is not cheap).
+
+    Counts the heartbeats, and moves `changed_at` only when a field the status rules read changes
+    (the status evaluator re-reads those displays; a plain heartbeat is found by its `last_alive`).
+    """
+    columns = ("uuid", "registration_time", "is_active", *names, "last_alive", "heartbeat_count", "changed_at")
+    statement = rows_insert(dialect, _CLIENTS, columns)
+    offered, stored = statement.excluded, _CLIENTS.c
+    updated = {name: offered[name] for name in (*names, "last_alive")}
+    updated["heartbeat_count"] = stored.heartbeat_count + offered.heartbeat_count
+    status_inputs = [stored[name].is_distinct_from(offered[name]) for name in names if name in STATUS_INPUTS]
+    if status_inputs:
+        updated["changed_at"] = case((or_(*status_inputs), offered.changed_at), else_=stored.changed_at)
     return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
 
 
@@ -119,7 +142,9 @@ async def record_status(session: AsyncSession, *, client_uuid: str, online: bool
     """`offline` (the MQTT last will) makes the display offline until its next heartbeat."""
     await ensure_clients(session, [client_uuid], now=now)
     if not online:
-        await session.execute(update(Client).where(col(Client.uuid) == client_uuid).values(offline_announced_at=now))
+        await session.execute(
+            update(Client).where(col(Client.uuid) == client_uuid).values(offline_announced_at=now, changed_at=now)
+        )
 
 
 def _context_text(context: Mapping[str, Any] | None) -> str | None:
@@ -168,16 +193,17 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
-    await advance_latest_logs(session, inserted)
+    await advance_latest_logs(session, inserted, now=now)
     count_after_commit(session, LOG_LINES_STORED, len(inserted))
     return len(entries)
 
 
-async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]]) -> None:
+async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]], *, now: datetime) -> None:
     """Point `latest_logs` at the newest of these (id, client_uuid, timestamp, level) rows where they are newer.
 
     Newest means the latest timestamp, then the highest id, as the log reads order them; a late
-    log with an older timestamp leaves the pointer alone. One statement, rows in uuid order.
+    log with an older timestamp leaves the pointer alone. An ERROR or WARN sets `changed_at` to `now`
+    (the status evaluator's cue). One statement, rows in uuid order.
     """
     newest: dict[str, dict[str, Any]] = {}
     for row in inserted:
@@ -185,7 +211,9 @@ async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]
         if entry is None:
             entry = newest[row.client_uuid] = dict.fromkeys(_LATEST.c.keys())
             entry["client_uuid"] = row.client_uuid
-        kinds = ("log", "error") if row.level == "ERROR" else ("log",)
+        kinds = _POINTER_KINDS.get(row.level, ("log",))
+        if len(kinds) > 1:
+            entry["changed_at"] = now
         for kind in kinds:
             known = entry[f"{kind}_id"]
             if known is None or (row.timestamp, row.id) > (entry[f"{kind}_timestamp"], known):
@@ -233,7 +261,7 @@ async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> Non
 
 @functools.cache
 def _rollup_upsert(dialect: str, table: Any) -> Any:
-    statement = _rows_insert(dialect, table, ("bucket_start", "client_uuid", *LEVEL_COLUMNS.values()))
+    statement = rows_insert(dialect, table, ("bucket_start", "client_uuid", *LEVEL_COLUMNS.values()))
     added = {column: table.c[column] + statement.excluded[column] for column in LEVEL_COLUMNS.values()}
     return statement.on_conflict_do_update(index_elements=["bucket_start", "client_uuid"], set_=added)
 
@@ -242,19 +270,23 @@ def _rollup_upsert(dialect: str, table: Any) -> Any:
 def _log_insert(dialect: str) -> Any:
     columns = ("client_uuid", "timestamp", "level", "message", "context", "message_id")
     return (
-        _rows_insert(dialect, _LOGS, columns)
+        rows_insert(dialect, _LOGS, columns)
         .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
         .returning(_LOGS.c.id, _LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
     )
 
 
+# The pointers of `latest_logs` a log of each level moves.
+_POINTER_KINDS = {"ERROR": ("log", "error"), "WARN": ("log", "warn")}
+
+
 @functools.cache
 def _latest_upsert(dialect: str) -> Any:
     """Insert the pointers, or move each one only when the offered log is newer than the stored one."""
-    statement = _rows_insert(dialect, _LATEST, tuple(_LATEST.c.keys()))
+    statement = rows_insert(dialect, _LATEST, tuple(_LATEST.c.keys()))
     offered, stored = statement.excluded, _LATEST.c
-    updated = {}
-    for kind in ("log", "error"):
+    updated: dict[str, Any] = {"changed_at": func.coalesce(offered.changed_at, stored.changed_at)}
+    for kind in ("log", "error", "warn"):
         log_id, timestamp = f"{kind}_id", f"{kind}_timestamp"
         newer = and_(
             offered[log_id].is_not(None),
@@ -270,14 +302,14 @@ def _latest_upsert(dialect: str) -> Any:
 
 @functools.cache
 def _totals_upsert(dialect: str) -> Any:
-    statement = _rows_insert(dialect, _TOTALS, ("level", "count"))
+    statement = rows_insert(dialect, _TOTALS, ("level", "count"))
     return statement.on_conflict_do_update(
         index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
     )
 
 
 @functools.cache
-def _rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
+def rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
     """`INSERT ... ON CONFLICT` of many rows with these columns, for `_execute_many`.
 
     SQLite: a plain INSERT, executed many times (SQLAlchemy pages the rows into multi-row VALUES).
@@ -295,11 +327,15 @@ def _rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
 
 
 async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
-    """One INSERT for many rows (every row with the same keys) with a statement from `_rows_insert`.
+    """One INSERT for many rows (every row with the same keys) with a statement from `rows_insert`.
 
     Statements are built once and cached: compiling one per batch was most of the MQTT ingest's time.
     """
-    connection = await session.connection()
+    return await execute_rows(await session.connection(), statement, rows)
+
+
+async def execute_rows(connection: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
+    """`_execute_many` on a connection: one statement from `rows_insert` for rows that all have the same keys."""
     parameters: Any = rows
     if connection.dialect.name == "postgresql":
         parameters = {name: [row[name] for row in rows] for name in rows[0]}

@@ -1,4 +1,5 @@
-"""Log retention (SPEC §3 `LOG_RETENTION_DAYS`): old log rows go, the counts stay exact.
+"""Retention (SPEC §3 `LOG_RETENTION_DAYS`): old log rows go and the counts stay exact; old status
+history, closed incidents and finished webhook deliveries go too.
 
 Rows are deleted in batches, each its own short transaction, so the log table is never locked for
 long. Every batch takes back exactly what it deleted (`DELETE ... RETURNING`) from the rollups
@@ -20,6 +21,7 @@ from sqlmodel import col
 from app.metrics import DATABASE_ERRORS, RETENTION_DELETED, count_after_commit
 from app.models import ClientLog, LatestLog
 from app.services.ingest import LEVEL_COLUMNS, ROLLUPS, adjust_log_counts, block_start, hour_bucket
+from app.services.status_history import MIN_RETENTION, delete_expired_history
 from app.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -48,14 +50,14 @@ async def delete_logs_batch(session: AsyncSession, *, before: datetime, limit: i
 
 
 async def forget_latest_logs(session: AsyncSession, log_ids: list[int]) -> None:
-    """Clear the newest-log and newest-error pointers that point at these deleted logs.
+    """Clear the newest-log, newest-error and newest-warning pointers that point at these deleted logs.
 
     A client's newest log is only deleted with all its older ones (they are older still), so
     there is nothing to point at instead; a late log arriving later takes the free pointer.
     """
     if not log_ids:
         return
-    for kind in ("log", "error"):
+    for kind in ("log", "error", "warn"):
         pointer = col(getattr(LatestLog, f"{kind}_id"))
         cleared = {f"{kind}_id": None, f"{kind}_timestamp": None}
         await session.execute(update(LatestLog).where(pointer.in_(log_ids)).values(cleared))
@@ -90,6 +92,17 @@ async def delete_expired_logs(state: AppState, *, batch_size: int = BATCH_SIZE) 
     return total
 
 
+async def delete_expired(state: AppState) -> None:
+    """Logs older than `LOG_RETENTION_DAYS`; status history, closed incidents and finished deliveries older
+    than that or 30 days (the longest uptime window), whichever is longer."""
+    await delete_expired_logs(state)
+    keep = max(timedelta(days=state.settings.LOG_RETENTION_DAYS), MIN_RETENTION)
+    async with state.session_factory() as session, session.begin():
+        deleted = await delete_expired_history(session, before=state.now() - keep)
+        for table, count in deleted.items():
+            count_after_commit(session, RETENTION_DELETED.labels(table), count)
+
+
 async def run_periodically(
     job: Callable[[], Awaitable[object]],
     *,
@@ -110,6 +123,6 @@ async def run_periodically(
 
 def start_retention_task(state: AppState) -> asyncio.Task[None]:
     """Start the periodic retention task and keep it in `state.tasks` (the lifespan cancels it)."""
-    task = asyncio.create_task(run_periodically(lambda: delete_expired_logs(state)), name="log-retention")
+    task = asyncio.create_task(run_periodically(lambda: delete_expired(state)), name="log-retention")
     state.tasks.append(task)
     return task

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.errors import NotFound
-from app.models import Client, Screenshot
+from app.models import Client, Screenshot, UTCDateTime
 from app.schemas.screenshots import ScreenAnalysis as Analysis
 from app.services.screen_analysis import REASONS, Measurements, Previous, classify, measure
 from app.services.screen_analysis_queue import AnalysisQueue
@@ -78,6 +78,14 @@ _STORE_DETECTED = (
         detected_screen_health=bindparam("analysis"),
         detected_screen_health_reason=bindparam("reason"),
         detected_screenshot_id=bindparam("id_"),
+        # A changed verdict is a cue for the status evaluator.
+        changed_at=case(
+            (
+                _CLIENTS.c.detected_screen_health.is_distinct_from(bindparam("analysis")),
+                bindparam("now", type_=UTCDateTime()),
+            ),
+            else_=_CLIENTS.c.changed_at,
+        ),
     )
 )
 # Displays whose latest screenshot is not analysed yet.
@@ -212,7 +220,13 @@ class ScreenAnalysisWorker:
             )
             await connection.execute(
                 _STORE_DETECTED,
-                {"uuid_": client_uuid, "id_": screenshot_id, "analysis": analysis, "reason": REASONS[analysis]},
+                {
+                    "uuid_": client_uuid,
+                    "id_": screenshot_id,
+                    "analysis": analysis,
+                    "reason": REASONS[analysis],
+                    "now": self.clock(),
+                },
             )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiofiles
 import aiofiles.os
 from PIL import Image
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -29,7 +29,7 @@ from sqlmodel import col
 from app.config import Settings
 from app.errors import BadRequest, ClientNotFound, NotFound, PayloadTooLarge, UnsupportedMediaType
 from app.metrics import SCREENSHOT_BYTES_STORED, count_after_commit
-from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Screenshot
+from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Incident, Screenshot, StatusChange
 from app.services.ingest import check_uuid, record_heartbeat
 from app.services.unit_of_work import file_effects
 
@@ -241,12 +241,25 @@ _NEWEST = (
     .order_by(_SHOTS.c.received_at.desc(), _SHOTS.c.id.desc())
     .limit(bindparam("history"))
 )
+_HISTORY = StatusChange.__table__  # type: ignore[attr-defined]
+_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+# The screenshots of the moments the status history and the incidents recorded (SPEC §12): kept whatever
+# the history limit, as long as the transition or the incident is listed. On the (client_uuid, ...)
+# indexes; NULLs left out (NOT IN a NULL would keep everything).
+_RECORDED = union(
+    *(
+        select(table.c[name]).where(table.c.client_uuid == bindparam("uuid_"), table.c[name].is_not(None))
+        for table in (_HISTORY, _INCIDENTS)
+        for name in ("screenshot_hash", "priority_screenshot_hash")
+    )
+)
 _PRUNE = (
     delete(_SHOTS)
     .where(
         _SHOTS.c.client_uuid == bindparam("uuid_"),
         _SHOTS.c.id.not_in(bindparam("keep", expanding=True)),
         _SHOTS.c.id.not_in(_NEWEST),
+        _SHOTS.c.hash.not_in(_RECORDED),
     )
     .returning(_SHOTS.c.filename)
 )

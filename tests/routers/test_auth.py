@@ -50,11 +50,27 @@ ENDPOINTS: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("POST", "/api/client-groups", "admin", {"json": {"name": "g"}}),
     ("PATCH", "/api/client-groups/{group_id}", "admin", {"json": {"name": "h"}}),
     ("DELETE", "/api/client-groups/{group_id}", "admin", {}),
+    ("GET", "/api/clients/{client_uuid}/status-history", "admin", {}),
+    ("GET", "/api/incidents", "admin", {}),
+    ("POST", "/api/incidents/{incident_id}/ack", "admin", {}),
+    ("GET", "/api/maintenance-windows", "admin", {}),
+    (
+        "POST",
+        "/api/maintenance-windows",
+        "admin",
+        {"json": {"group_id": 1, "weekdays": ["sat"], "start_time": "00:00", "end_time": "00:00"}},
+    ),
+    ("DELETE", "/api/maintenance-windows/{window_id}", "admin", {}),
     ("GET", "/api/client-logs/monitoring-overview", "superadmin", {}),
     ("DELETE", "/api/clients/{client_uuid}", "superadmin", {}),
     ("GET", "/api/tokens", "superadmin", {}),
     ("POST", "/api/tokens", "superadmin", {"json": {"name": "t", "role": "user"}}),
     ("DELETE", "/api/tokens/{token_id}", "superadmin", {}),
+    ("GET", "/api/webhooks", "superadmin", {}),
+    ("POST", "/api/webhooks", "superadmin", {"json": {"url": "http://127.0.0.1:9/", "secret": "s" * 16}}),
+    ("GET", "/api/webhooks/{webhook_id}", "superadmin", {}),
+    ("PATCH", "/api/webhooks/{webhook_id}", "superadmin", {"json": {"group_id": None}}),
+    ("DELETE", "/api/webhooks/{webhook_id}", "superadmin", {}),
 ]
 PROTECTED = [entry for entry in ENDPOINTS if entry[2] is not None]
 
@@ -79,6 +95,9 @@ def concrete(path: str) -> str:
         .replace("{group_id}", "4242")
         .replace("{token_id}", "4242")
         .replace("{screenshot_id}", "4242")
+        .replace("{incident_id}", "4242")
+        .replace("{webhook_id}", "4242")
+        .replace("{window_id}", "4242")
     )
 
 

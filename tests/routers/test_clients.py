@@ -117,7 +117,9 @@ class TestClientRead:
         response = await client.get("/api/clients/disp-1", headers=admin)
         assert response.status_code == 200
         body = response.json()
-        assert set(body) == CLIENT_FIELDS
+        # One client also has its uptime (null until the status evaluator has seen it).
+        assert set(body) == CLIENT_FIELDS | {"uptime_24h", "uptime_7d", "uptime_30d"}
+        assert body["uptime_24h"] is None
         assert body["model"] == "Pi 4"
         assert (body["is_alive"], body["status"], body["status_reasons"]) == (False, "offline", ["heartbeat_late"])
 

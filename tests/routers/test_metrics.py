@@ -53,6 +53,9 @@ class TestExposition:
             "infoscreen_http_request_duration_seconds",
             "infoscreen_displays",
             "infoscreen_mqtt_connected",
+            "infoscreen_incidents_open",
+            "infoscreen_notifications_pending",
+            "infoscreen_notifications_oldest_pending_seconds",
         } <= names
 
     async def test_mqtt_counter_and_buffer_gauge_show_what_ingest_sets(

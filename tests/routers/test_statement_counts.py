@@ -29,7 +29,11 @@ ENDPOINTS = {
     "client-logs-cursor": ("/api/client-logs/disp-000/logs?limit=2&cursor=MjAyNi0wMy0xMFQwMDowMDowMCswMDowMHw5OTk5", 2),
     "clients": ("/api/clients", 3),
     "clients-filtered": ("/api/clients?group_id=1&status=critical&q=host", 3),
-    "client": ("/api/clients/disp-000", 3),
+    # The client and its uptime (its evaluated state with a month of status changes, one statement).
+    "client": ("/api/clients/disp-000", 4),
+    # No transition recorded: one more statement to tell an empty history from an unknown client (404).
+    "status-history": ("/api/clients/disp-000/status-history?hours=720", 3),
+    "incidents": ("/api/incidents?open=true&group_id=1&since=2026-03-09T00:00:00Z", 2),
 }
 
 
