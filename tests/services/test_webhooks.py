@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -303,6 +303,56 @@ class TestGroupAlert:
         assert (alert["event"], alert["kind"], alert["group_id"]) == ("group_alert", "incident_opened", group_id)
         assert sorted(incident["client_uuid"] for incident in alert["incidents"]) == building
         assert alert["count"] == 8
+
+    async def test_a_group_outage_carried_over_several_passes_is_still_one_notice_each_way(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        group_id = (await client.post("/api/client-groups", json={"name": "Building B"}, headers=superadmin)).json()[
+            "id"
+        ]
+        building = [f"b-{number}" for number in range(8)]
+        await beat(state, clock, *building)
+        for uuid in building:
+            response = await client.patch(f"/api/clients/{uuid}", json={"group_id": group_id}, headers=superadmin)
+            assert response.status_code == 200
+        # Three transitions a pass: the first pass records 3 of the 8 (fewer than the threshold of 5).
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=3)
+        await go_down(state, clock, evaluator, *building)
+        while (result := await evaluator.run_pass()) is not None and result.deferred:
+            pass
+        clock.advance(60)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        [alert] = receiver.events
+        assert (alert["event"], alert["kind"], alert["count"]) == ("group_alert", "incident_opened", 8)
+        assert sorted(incident["client_uuid"] for incident in alert["incidents"]) == building
+        assert len({incident["id"] for incident in alert["incidents"]}) == 8
+
+        for _ in range(2):
+            clock.advance(10)
+            await beat(state, clock, *building)
+            await evaluator.run_pass()
+        while (result := await evaluator.run_pass()) is not None and result.deferred:
+            pass
+        clock.advance(60)
+        await beat(state, clock, *building)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        assert [event["event"] for event in receiver.events] == ["group_alert", "group_alert"]
+        closing = receiver.events[1]
+        assert (closing["kind"], closing["count"]) == ("incident_recovered", 8)
+        assert sorted(incident["client_uuid"] for incident in closing["incidents"]) == building
+        assert await outbox(state) == {"sent": 2}
 
 
 class TestAcrossProcesses:
