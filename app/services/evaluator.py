@@ -368,7 +368,7 @@ async def evaluate(
         for row in (await connection.execute(_DUE_REMINDERS, {"now": now})).all()
         if row.client_uuid not in closed and row.client_uuid not in deferred
     ]
-    windows = await load_windows(connection) if opened or closed or due else []
+    windows = await load_windows(connection) if opened or due else []
 
     def silenced(client_uuid: str, group_id: int | None) -> datetime | None:
         return silenced_until(windows, client_uuid=client_uuid, group_id=group_id, moment=now, zone=rules.zone)
@@ -376,8 +376,9 @@ async def evaluate(
     events: list[Event] = []
     if closed:
         for incident in (await connection.execute(_close_incidents(closed))).all():
-            # Only what a receiver was told opened is told closed, and not while silenced.
-            if incident.notified_at is not None and silenced(incident.client_uuid, incident.group_id) is None:
+            # What a receiver was told opened is told closed, maintenance or not (else it would believe the
+            # display still down); an incident opened silently, and never notified, closes silently.
+            if incident.notified_at is not None:
                 events.append(_event("incident_recovered", incident.closed_at, incident, names))
     if opened:
         for row in opened:

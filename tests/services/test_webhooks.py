@@ -481,7 +481,7 @@ class TestMaintenance:
         assert (await deliver_due(state, http)).sent == 1
         assert receiver.events[-1]["event"] == "incident_reminder"
 
-    async def test_down_before_the_window_silent_within_and_notified_after_only_if_still_down(
+    async def test_announced_before_the_window_recovery_still_sent_within_reminder_only_after_if_still_down(
         self,
         client: httpx.AsyncClient,
         superadmin: dict[str, str],
@@ -498,16 +498,80 @@ class TestMaintenance:
         for uuid in ("early", "back"):
             window = {"client_uuid": uuid, "starts_at": z(clock()), "ends_at": z(end)}
             assert (await client.post("/api/maintenance-windows", json=window, headers=superadmin)).status_code == 201
-        clock.advance(3600)  # the reminder falls inside the window: held back
+        clock.advance(3600)  # the reminders fall inside the window: held back
         await evaluator.run_pass()
-        await come_back(state, clock, evaluator, "back")  # recovers inside the window: silent
         assert (await deliver_due(state, http)).attempted == 0
+        # Recovers inside the window: its receiver was told it went down, so it is told it is back.
+        await come_back(state, clock, evaluator, "back")
+        assert (await deliver_due(state, http)).sent == 1
+        assert receiver.events[-1]["event"] == "incident_recovered"
+        assert receiver.events[-1]["incident"]["client_uuid"] == "back"
+        assert receiver.events[-1]["incident"]["closed_at"] is not None
         clock.current = end + timedelta(seconds=1)
         await evaluator.run_pass()
-        assert (await deliver_due(state, http)).sent == 1
-        assert [(e["event"], e["incident"]["client_uuid"]) for e in receiver.events][2:] == [
-            ("incident_reminder", "early")
+        assert (await deliver_due(state, http)).sent == 1  # the one still down: its reminder resumes
+        seen = [(e["event"], e["incident"]["client_uuid"]) for e in receiver.events]
+        assert sorted(seen[:2]) == [("incident_opened", "back"), ("incident_opened", "early")]
+        assert seen[2:] == [("incident_recovered", "back"), ("incident_reminder", "early")]
+        assert all(valid for _, valid in receiver.requests)
+
+    async def test_a_group_alert_announced_before_the_window_is_closed_within_it_one_opened_within_never(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        groups = {}
+        for name in ("Announced", "Silent"):
+            response = await client.post("/api/client-groups", json={"name": name}, headers=superadmin)
+            groups[name] = response.json()["id"]
+        announced = [f"ann-{number}" for number in range(6)]
+        silent = [f"sil-{number}" for number in range(6)]
+        await beat(state, clock, *announced, *silent)
+        for uuids, group_id in ((announced, groups["Announced"]), (silent, groups["Silent"])):
+            for uuid in uuids:
+                response = await client.patch(f"/api/clients/{uuid}", json={"group_id": group_id}, headers=superadmin)
+                assert response.status_code == 200
+        await evaluator.run_pass()
+        # The first group goes down before any window (the second keeps beating).
+        for step in (GRACE + 1, CONFIRM, 60):
+            clock.advance(step)
+            await beat(state, clock, *silent)
+            await evaluator.run_pass()
+        assert (await deliver_due(state, http)).sent == 1  # the group alert for the six
+        end = clock() + timedelta(hours=2)
+        for group_id in groups.values():
+            window = {"group_id": group_id, "starts_at": z(clock()), "ends_at": z(end)}
+            assert (await client.post("/api/maintenance-windows", json=window, headers=superadmin)).status_code == 201
+        # The silent group goes down inside the window: recorded, never announced.
+        await go_down(state, clock, evaluator, *silent)
+        assert (await deliver_due(state, http)).attempted == 0
+        # Both groups come back inside the window.
+        await come_back(state, clock, evaluator, *announced, *silent)
+        clock.advance(60)
+        await beat(state, clock, *announced, *silent)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        assert [(e["event"], e["kind"], e["group_id"]) for e in receiver.events] == [
+            ("group_alert", "incident_opened", groups["Announced"]),
+            ("group_alert", "incident_recovered", groups["Announced"]),
         ]
+        closing = receiver.events[1]
+        assert sorted(incident["client_uuid"] for incident in closing["incidents"]) == announced
+        # After the window: nothing more (the silent group recovered within it).
+        clock.current = end + timedelta(seconds=1)
+        await beat(state, clock, *announced, *silent)
+        await evaluator.run_pass()
+        assert (await deliver_due(state, http)).attempted == 0
+        incidents = (await client.get("/api/incidents", headers=superadmin)).json()["incidents"]
+        assert len(incidents) == 12
+        assert all(incident["closed_at"] is not None for incident in incidents)
 
     @pytest.mark.parametrize(
         "body",
