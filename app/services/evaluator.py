@@ -16,8 +16,9 @@ Each is an indexed range; the log window reduces to "is the newest ERROR (WARN) 
 latest-log pointers answer exactly. A pass is a fixed number of statements: one read, then at most
 four writes (states, history, incidents closed, incidents opened) in the same transaction.
 
-A pass records at most `TRANSITIONS_PER_PASS` transitions (a power cut that takes down a thousand
-displays at once would otherwise write a thousand rows of each kind in one pass): the displays past it
+A pass records at most `TRANSITIONS_PER_PASS` transitions and reminders together (a power cut that
+takes down a thousand displays at once would otherwise write a thousand rows of each kind in one pass,
+and their reminders an hour later as many again): the displays and reminders past it
 are left untouched, the pass reports them as `deferred`, and the next pass starts at once instead of
 after the interval, reading from the same point as the deferring one (so it sees them again; what the
 deferring pass recorded reads back as unchanged). The grouped alert still counts the deferred ones, so
@@ -35,6 +36,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -203,7 +205,9 @@ _DUE_REMINDERS = (
     select(*_INCIDENTS.c, _CLIENTS.c.hostname, _CLIENTS.c.description)
     .join(_CLIENTS, _CLIENTS.c.uuid == _INCIDENTS.c.client_uuid)
     .where(_INCIDENTS.c.remind_at <= bindparam("now", type_=UTCDateTime()), _INCIDENTS.c.closed_at.is_(None))
-    .order_by(_INCIDENTS.c.id)
+    # A group's reminders together, so a batch cut short splits at most the group it ends with.
+    .order_by(_INCIDENTS.c.group_id, _INCIDENTS.c.id)
+    .limit(bindparam("limit"))
 )
 _REMINDED = (
     update(_INCIDENTS)
@@ -239,6 +243,13 @@ class PassResult:
     notifications: int = 0
     # Displays whose transition was left to the next pass (this one had recorded its maximum).
     deferred: int = 0
+    # Reminders due that were left to the next pass.
+    reminders_deferred: bool = False
+
+    @property
+    def carry_over(self) -> bool:
+        """Work was left to the next pass, which should run at once."""
+        return self.deferred > 0 or self.reminders_deferred
 
 
 def _reasons_text(reasons: tuple[StatusReason, ...]) -> str:
@@ -362,12 +373,18 @@ async def evaluate(
     if history:
         await execute_rows(connection, _history_insert(dialect), history)
     names = {row.uuid: (row.hostname, row.description) for row in rows}
+    # Reminders share the pass's bound with the transitions; under half of it left, they wait for the next
+    # pass (a batch never so small that it would split a group below the group threshold). One row past
+    # the batch tells whether more are due.
+    batch = rules.transitions_per_pass - len(history)
+    if batch < rules.transitions_per_pass / 2:
+        batch = 0
+    due_rows = (await connection.execute(_DUE_REMINDERS, {"now": now, "limit": batch + 1})).all()
+    more_due = len(due_rows) > batch
+    if more_due:
+        due_rows = _whole_groups(due_rows[:batch], following=due_rows[batch])
     # Read before this pass closes any: the ones it closes (or leaves to the next) get their recovery instead.
-    due = [
-        row
-        for row in (await connection.execute(_DUE_REMINDERS, {"now": now})).all()
-        if row.client_uuid not in closed and row.client_uuid not in deferred
-    ]
+    due = [row for row in due_rows if row.client_uuid not in closed and row.client_uuid not in deferred]
     windows = await load_windows(connection) if opened or due else []
 
     def silenced(client_uuid: str, group_id: int | None) -> datetime | None:
@@ -410,6 +427,7 @@ async def evaluate(
     result.notifications = await write_notifications(
         connection, events, now=now, rules=rules.notifications, coming=coming
     )
+    result.reminders_deferred = more_due
     result.written, result.transitions, result.opened, result.closed, result.reminded, result.deferred = (
         len(states),
         len(history),
@@ -419,6 +437,17 @@ async def evaluate(
         len(deferred),
     )
     return result
+
+
+def _whole_groups(batch: Sequence[Any], *, following: Any) -> Sequence[Any]:
+    """The batch without its last group when that group goes on past it (`following`, the first row left
+    out, is of it), unless the batch is that group alone (larger than the batch, so over the group threshold
+    in every pass that takes a part of it)."""
+    last = batch[-1].group_id if batch else None
+    if last is None or following.group_id != last:
+        return batch
+    whole = [row for row in batch if row.group_id != last]
+    return whole or batch
 
 
 def _event(kind: str, at: datetime, incident: Any, names: dict[str, tuple[str | None, str | None]]) -> Event:
@@ -502,7 +531,7 @@ class StatusEvaluator:
             now = self.state.now()
             async with connection.begin():
                 result = await evaluate(connection, now=now, previous=self._previous, rules=self.rules)
-            if not result.deferred:
+            if not result.carry_over:
                 # Otherwise the next pass reads from the same point again, to see the deferred displays.
                 self._previous = now
             if result.notifications:
@@ -548,7 +577,7 @@ class StatusEvaluator:
                 pause = interval
                 try:
                     result = await self.run_pass()
-                    if result is not None and result.deferred:
+                    if result is not None and result.carry_over:
                         pause = 0
                 except Exception:
                     DATABASE_ERRORS.labels("evaluator").inc()

@@ -310,6 +310,30 @@ class TestBoundedPasses:
             changes = await history(session, uuid)
             assert [(c.from_status, c.to_status) for c in changes] == [("healthy", "offline"), ("offline", "healthy")]
 
+    async def test_reminders_due_together_share_the_bound_and_each_goes_once(
+        self, evaluator: StatusEvaluator, state: AppState, clock: Clock, session: AsyncSession
+    ) -> None:
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=3)
+        burst = [f"remind-{number}" for number in range(8)]
+        await beat(state, clock, *burst)
+        await evaluator.run_pass()
+        clock.advance(GRACE + 1)
+        await evaluator.run_pass()
+        clock.advance(CONFIRM)
+        while (result := await evaluator.run_pass()) is not None and result.carry_over:
+            pass
+        clock.advance(3600)
+        passes = [await evaluator.run_pass() for _ in range(4)]
+        assert [(p.reminded, p.reminders_deferred) for p in passes if p] == [
+            (3, True),
+            (3, True),
+            (2, False),
+            (0, False),
+        ]
+        reminded = await incidents(session)
+        assert [incident.reminded_at for incident in reminded] == [clock()] * 8
+        assert [incident.remind_at for incident in reminded] == [clock() + timedelta(hours=1)] * 8
+
     async def test_the_task_runs_the_next_pass_at_once_after_deferring(
         self, evaluator: StatusEvaluator, state: AppState, clock: Clock, session: AsyncSession
     ) -> None:

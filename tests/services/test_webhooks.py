@@ -354,6 +354,49 @@ class TestGroupAlert:
         assert sorted(incident["client_uuid"] for incident in closing["incidents"]) == building
         assert await outbox(state) == {"sent": 2}
 
+    async def test_reminders_cut_by_the_bound_keep_each_group_in_one_notice(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        members: dict[int, list[str]] = {}
+        for name in ("C", "D"):
+            group_id = (await client.post("/api/client-groups", json={"name": name}, headers=superadmin)).json()["id"]
+            members[group_id] = [f"{name.lower()}-{number}" for number in range(8)]
+        await beat(state, clock, *(uuid for uuids in members.values() for uuid in uuids))
+        for group_id, uuids in members.items():
+            for uuid in uuids:
+                response = await client.patch(f"/api/clients/{uuid}", json={"group_id": group_id}, headers=superadmin)
+                assert response.status_code == 200
+        # Ten a pass: the 16 reminders an hour later would be 8 of one group and 2 of the other.
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=10)
+        await go_down(state, clock, evaluator, *(uuid for uuids in members.values() for uuid in uuids))
+        while (result := await evaluator.run_pass()) is not None and result.carry_over:
+            pass
+        clock.advance(3600)
+        while (result := await evaluator.run_pass()) is not None and result.carry_over:
+            pass
+        clock.advance(60)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        alerts = sorted(
+            (event["kind"], event["group_id"], sorted(incident["client_uuid"] for incident in event["incidents"]))
+            for event in receiver.events
+        )
+        assert [event["event"] for event in receiver.events] == ["group_alert"] * 4
+        assert alerts == sorted(
+            (kind, group_id, uuids)
+            for kind in ("incident_opened", "incident_reminder")
+            for group_id, uuids in members.items()
+        )
+
 
 class TestAcrossProcesses:
     async def test_the_service_restarted_between_an_incident_and_its_delivery_still_delivers(
