@@ -47,7 +47,11 @@ async def list_windows(_: AdminDep, session: SessionDep, settings: SettingsDep, 
 async def create_window(
     body: MaintenanceWindowCreate, _: AdminDep, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> Response:
-    """Silence one display's or one group's notifications, once or every week (the history still records)."""
+    """Silence one display's or one group's notifications, once or every week (the history still records).
+
+    Openings and reminders are silenced; the recovery of an incident that was announced is sent all the
+    same. A display down within the window is announced when it ends only if it is still down.
+    """
     window = MaintenanceWindow(
         client_uuid=body.client_uuid,
         group_id=body.group_id,

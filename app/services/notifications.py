@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,9 +159,19 @@ def _recent_counts_query(kinds: list[str]) -> Any:
 
 
 async def write_notifications(
-    connection: AsyncConnection, events: list[Event], *, now: datetime, rules: NotificationRules
+    connection: AsyncConnection,
+    events: list[Event],
+    *,
+    now: datetime,
+    rules: NotificationRules,
+    coming: Mapping[tuple[str, int], int] | None = None,
 ) -> int:
-    """Outbox rows for these events (already recorded in this transaction); returns how many were written."""
+    """Outbox rows for these events (already recorded in this transaction); returns how many were written.
+
+    `coming`: the (kind, group) events the evaluator left to its next pass, counted towards the group
+    threshold now so a group split across passes is still one group alert.
+    """
+    coming = coming or {}
     if not events:
         return 0
     webhooks = (await connection.execute(select(_WEBHOOKS))).all()
@@ -180,7 +191,7 @@ async def write_notifications(
             _recent_counts_query(kinds), {"since": now - rules.group_lookback, "groups": groups}
         )
         for kind, group_id, count in recent.all():
-            if (kind, group_id) in by_group and count > rules.group_threshold:
+            if (kind, group_id) in by_group and count + coming.get((kind, group_id), 0) > rules.group_threshold:
                 grouped.add((kind, group_id))
     held: dict[tuple[int, str, int], Any] = {}
     if grouped:

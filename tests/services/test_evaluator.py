@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -254,6 +256,106 @@ class TestWhatAPassReads:
             await shot((0, 50 + value * 30, 0))
         hashes = list((await session.execute(select(Screenshot.hash))).scalars())  # type: ignore[call-overload]
         assert change.screenshot_hash in hashes
+
+
+class TestBoundedPasses:
+    """A pass records at most `transitions_per_pass` transitions; the rest follow in the next passes."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        # An interval no test waits for: a pass that follows at once is the carry-over, not the clock.
+        return {
+            "HEARTBEAT_GRACE_PERIOD_PROD": GRACE,
+            "STATUS_CONFIRM_SECONDS": CONFIRM,
+            "RECOVERY_HEARTBEATS": 2,
+            "STATUS_EVALUATION_INTERVAL_SECONDS": 300,
+        }
+
+    async def test_a_burst_larger_than_a_pass_is_recorded_over_consecutive_passes(
+        self, evaluator: StatusEvaluator, state: AppState, clock: Clock, session: AsyncSession
+    ) -> None:
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=3)
+        burst = [f"burst-{number}" for number in range(8)]
+        await beat(state, clock, *burst)
+        await evaluator.run_pass()
+        clock.advance(GRACE + 1)
+        await evaluator.run_pass()  # all pending: no transition yet, nothing deferred
+        clock.advance(CONFIRM)
+        passes = [await evaluator.run_pass() for _ in range(4)]  # at the same moment, one after the other
+        assert [(p.transitions, p.opened, p.deferred) for p in passes if p] == [
+            (3, 3, 5),
+            (3, 3, 2),
+            (2, 2, 0),
+            (0, 0, 0),
+        ]
+        opened = await incidents(session)
+        assert sorted(incident.client_uuid for incident in opened) == burst
+        assert {incident.opened_at for incident in opened} == {clock() - timedelta(seconds=CONFIRM)}
+        for uuid in burst:
+            assert [(c.from_status, c.to_status) for c in await history(session, uuid)] == [("healthy", "offline")]
+
+        # The recovery of them all, carried over the same way (found again by their heartbeats).
+        for _ in range(2):
+            clock.advance(10)
+            await beat(state, clock, *burst)
+            first = await evaluator.run_pass()
+        assert first is not None
+        assert (first.closed, first.deferred) == (3, 5)
+        rest = [await evaluator.run_pass() for _ in range(3)]
+        assert [(p.closed, p.deferred) for p in rest if p] == [(3, 2), (2, 0), (0, 0)]
+        closed = await incidents(session)
+        assert len(closed) == 8
+        assert all(incident.closed_at is not None for incident in closed)
+        for uuid in burst:
+            changes = await history(session, uuid)
+            assert [(c.from_status, c.to_status) for c in changes] == [("healthy", "offline"), ("offline", "healthy")]
+
+    async def test_reminders_due_together_share_the_bound_and_each_goes_once(
+        self, evaluator: StatusEvaluator, state: AppState, clock: Clock, session: AsyncSession
+    ) -> None:
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=3)
+        burst = [f"remind-{number}" for number in range(8)]
+        await beat(state, clock, *burst)
+        await evaluator.run_pass()
+        clock.advance(GRACE + 1)
+        await evaluator.run_pass()
+        clock.advance(CONFIRM)
+        while (result := await evaluator.run_pass()) is not None and result.carry_over:
+            pass
+        clock.advance(3600)
+        passes = [await evaluator.run_pass() for _ in range(4)]
+        assert [(p.reminded, p.reminders_deferred) for p in passes if p] == [
+            (3, True),
+            (3, True),
+            (2, False),
+            (0, False),
+        ]
+        reminded = await incidents(session)
+        assert [incident.reminded_at for incident in reminded] == [clock()] * 8
+        assert [incident.remind_at for incident in reminded] == [clock() + timedelta(hours=1)] * 8
+
+    async def test_the_task_runs_the_next_pass_at_once_after_deferring(
+        self, evaluator: StatusEvaluator, state: AppState, clock: Clock, session: AsyncSession
+    ) -> None:
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=2)
+        burst = [f"power-cut-{number}" for number in range(7)]
+        await beat(state, clock, *burst)
+        await evaluator.run_pass()
+        clock.advance(GRACE + 1)
+        await evaluator.run_pass()
+        clock.advance(CONFIRM)
+        # The task's first pass is now; the interval (300 s) would hold the second back past the deadline.
+        task = asyncio.create_task(evaluator.run())
+        try:
+            deadline = time.monotonic() + 10
+            while len(await incidents(session)) < len(burst):
+                assert time.monotonic() < deadline, f"{len(await incidents(session))} of {len(burst)} recorded"
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert sorted(incident.client_uuid for incident in await incidents(session)) == burst
 
 
 class TestLeadership:

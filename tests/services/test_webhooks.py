@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -304,6 +304,99 @@ class TestGroupAlert:
         assert sorted(incident["client_uuid"] for incident in alert["incidents"]) == building
         assert alert["count"] == 8
 
+    async def test_a_group_outage_carried_over_several_passes_is_still_one_notice_each_way(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        group_id = (await client.post("/api/client-groups", json={"name": "Building B"}, headers=superadmin)).json()[
+            "id"
+        ]
+        building = [f"b-{number}" for number in range(8)]
+        await beat(state, clock, *building)
+        for uuid in building:
+            response = await client.patch(f"/api/clients/{uuid}", json={"group_id": group_id}, headers=superadmin)
+            assert response.status_code == 200
+        # Three transitions a pass: the first pass records 3 of the 8 (fewer than the threshold of 5).
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=3)
+        await go_down(state, clock, evaluator, *building)
+        while (result := await evaluator.run_pass()) is not None and result.deferred:
+            pass
+        clock.advance(60)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        [alert] = receiver.events
+        assert (alert["event"], alert["kind"], alert["count"]) == ("group_alert", "incident_opened", 8)
+        assert sorted(incident["client_uuid"] for incident in alert["incidents"]) == building
+        assert len({incident["id"] for incident in alert["incidents"]}) == 8
+
+        for _ in range(2):
+            clock.advance(10)
+            await beat(state, clock, *building)
+            await evaluator.run_pass()
+        while (result := await evaluator.run_pass()) is not None and result.deferred:
+            pass
+        clock.advance(60)
+        await beat(state, clock, *building)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        assert [event["event"] for event in receiver.events] == ["group_alert", "group_alert"]
+        closing = receiver.events[1]
+        assert (closing["kind"], closing["count"]) == ("incident_recovered", 8)
+        assert sorted(incident["client_uuid"] for incident in closing["incidents"]) == building
+        assert await outbox(state) == {"sent": 2}
+
+    async def test_reminders_cut_by_the_bound_keep_each_group_in_one_notice(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        members: dict[int, list[str]] = {}
+        for name in ("C", "D"):
+            group_id = (await client.post("/api/client-groups", json={"name": name}, headers=superadmin)).json()["id"]
+            members[group_id] = [f"{name.lower()}-{number}" for number in range(8)]
+        await beat(state, clock, *(uuid for uuids in members.values() for uuid in uuids))
+        for group_id, uuids in members.items():
+            for uuid in uuids:
+                response = await client.patch(f"/api/clients/{uuid}", json={"group_id": group_id}, headers=superadmin)
+                assert response.status_code == 200
+        # Ten a pass: the 16 reminders an hour later would be 8 of one group and 2 of the other.
+        evaluator.rules = replace(evaluator.rules, transitions_per_pass=10)
+        await go_down(state, clock, evaluator, *(uuid for uuids in members.values() for uuid in uuids))
+        while (result := await evaluator.run_pass()) is not None and result.carry_over:
+            pass
+        clock.advance(3600)
+        while (result := await evaluator.run_pass()) is not None and result.carry_over:
+            pass
+        clock.advance(60)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        alerts = sorted(
+            (event["kind"], event["group_id"], sorted(incident["client_uuid"] for incident in event["incidents"]))
+            for event in receiver.events
+        )
+        assert [event["event"] for event in receiver.events] == ["group_alert"] * 4
+        assert alerts == sorted(
+            (kind, group_id, uuids)
+            for kind in ("incident_opened", "incident_reminder")
+            for group_id, uuids in members.items()
+        )
+
 
 class TestAcrossProcesses:
     async def test_the_service_restarted_between_an_incident_and_its_delivery_still_delivers(
@@ -431,7 +524,7 @@ class TestMaintenance:
         assert (await deliver_due(state, http)).sent == 1
         assert receiver.events[-1]["event"] == "incident_reminder"
 
-    async def test_down_before_the_window_silent_within_and_notified_after_only_if_still_down(
+    async def test_announced_before_the_window_recovery_still_sent_within_reminder_only_after_if_still_down(
         self,
         client: httpx.AsyncClient,
         superadmin: dict[str, str],
@@ -448,16 +541,80 @@ class TestMaintenance:
         for uuid in ("early", "back"):
             window = {"client_uuid": uuid, "starts_at": z(clock()), "ends_at": z(end)}
             assert (await client.post("/api/maintenance-windows", json=window, headers=superadmin)).status_code == 201
-        clock.advance(3600)  # the reminder falls inside the window: held back
+        clock.advance(3600)  # the reminders fall inside the window: held back
         await evaluator.run_pass()
-        await come_back(state, clock, evaluator, "back")  # recovers inside the window: silent
         assert (await deliver_due(state, http)).attempted == 0
+        # Recovers inside the window: its receiver was told it went down, so it is told it is back.
+        await come_back(state, clock, evaluator, "back")
+        assert (await deliver_due(state, http)).sent == 1
+        assert receiver.events[-1]["event"] == "incident_recovered"
+        assert receiver.events[-1]["incident"]["client_uuid"] == "back"
+        assert receiver.events[-1]["incident"]["closed_at"] is not None
         clock.current = end + timedelta(seconds=1)
         await evaluator.run_pass()
-        assert (await deliver_due(state, http)).sent == 1
-        assert [(e["event"], e["incident"]["client_uuid"]) for e in receiver.events][2:] == [
-            ("incident_reminder", "early")
+        assert (await deliver_due(state, http)).sent == 1  # the one still down: its reminder resumes
+        seen = [(e["event"], e["incident"]["client_uuid"]) for e in receiver.events]
+        assert sorted(seen[:2]) == [("incident_opened", "back"), ("incident_opened", "early")]
+        assert seen[2:] == [("incident_recovered", "back"), ("incident_reminder", "early")]
+        assert all(valid for _, valid in receiver.requests)
+
+    async def test_a_group_alert_announced_before_the_window_is_closed_within_it_one_opened_within_never(
+        self,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        evaluator: StatusEvaluator,
+        receiver: LiveReceiver,
+        http: httpx.AsyncClient,
+    ) -> None:
+        await add_webhook(client, superadmin, receiver.url)
+        groups = {}
+        for name in ("Announced", "Silent"):
+            response = await client.post("/api/client-groups", json={"name": name}, headers=superadmin)
+            groups[name] = response.json()["id"]
+        announced = [f"ann-{number}" for number in range(6)]
+        silent = [f"sil-{number}" for number in range(6)]
+        await beat(state, clock, *announced, *silent)
+        for uuids, group_id in ((announced, groups["Announced"]), (silent, groups["Silent"])):
+            for uuid in uuids:
+                response = await client.patch(f"/api/clients/{uuid}", json={"group_id": group_id}, headers=superadmin)
+                assert response.status_code == 200
+        await evaluator.run_pass()
+        # The first group goes down before any window (the second keeps beating).
+        for step in (GRACE + 1, CONFIRM, 60):
+            clock.advance(step)
+            await beat(state, clock, *silent)
+            await evaluator.run_pass()
+        assert (await deliver_due(state, http)).sent == 1  # the group alert for the six
+        end = clock() + timedelta(hours=2)
+        for group_id in groups.values():
+            window = {"group_id": group_id, "starts_at": z(clock()), "ends_at": z(end)}
+            assert (await client.post("/api/maintenance-windows", json=window, headers=superadmin)).status_code == 201
+        # The silent group goes down inside the window: recorded, never announced.
+        await go_down(state, clock, evaluator, *silent)
+        assert (await deliver_due(state, http)).attempted == 0
+        # Both groups come back inside the window.
+        await come_back(state, clock, evaluator, *announced, *silent)
+        clock.advance(60)
+        await beat(state, clock, *announced, *silent)
+        await evaluator.run_pass()
+        while (await deliver_due(state, http)).attempted:
+            pass
+        assert [(e["event"], e["kind"], e["group_id"]) for e in receiver.events] == [
+            ("group_alert", "incident_opened", groups["Announced"]),
+            ("group_alert", "incident_recovered", groups["Announced"]),
         ]
+        closing = receiver.events[1]
+        assert sorted(incident["client_uuid"] for incident in closing["incidents"]) == announced
+        # After the window: nothing more (the silent group recovered within it).
+        clock.current = end + timedelta(seconds=1)
+        await beat(state, clock, *announced, *silent)
+        await evaluator.run_pass()
+        assert (await deliver_due(state, http)).attempted == 0
+        incidents = (await client.get("/api/incidents", headers=superadmin)).json()["incidents"]
+        assert len(incidents) == 12
+        assert all(incident["closed_at"] is not None for incident in incidents)
 
     @pytest.mark.parametrize(
         "body",
