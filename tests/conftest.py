@@ -33,6 +33,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SUPERADMIN_SECRET = "test-superadmin-secret-0123456789abcdef"
 TABLES = (
+    "dashboard_sessions",
     "screenshots",
     "log_counts_hourly",
     "log_counts_six_hourly",
