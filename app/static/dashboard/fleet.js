@@ -2,7 +2,7 @@
 import { thumbnailUrl } from "./api.js";
 import { STATUS, TYPE_LABEL, displayName, duration, reasonWords } from "./format.js";
 
-const STATUS_KEYS = { offline: "offlineClients", critical: "criticalClients", warning: "warningClients", healthy: "healthyClients" };
+const STATUS_KEYS = { critical: "criticalClients", warning: "warningClients", healthy: "healthyClients" };
 
 export class Fleet {
   constructor({ grid, template, ttlSeconds, onOpen }) {
@@ -73,13 +73,14 @@ export class Fleet {
     const tile = this.template.content.firstElementChild.cloneNode(true);
     tile.dataset.clientUuid = uuid;
     const image = tile.querySelector("img");
-    image.hidden = true;
+    // The image stays laid out (transparent) while it loads: a hidden lazy image would never load.
     image.addEventListener("load", () => {
-      image.hidden = false;
+      tile.dataset.thumb = "shown";
     });
     image.addEventListener("error", () => {
       // No thumbnail (not made yet, or the endpoint is missing): the placeholder shows instead.
-      image.hidden = true;
+      tile.dataset.thumb = "missing";
+      tile.querySelector(".placeholder").textContent = "no preview";
     });
     tile.addEventListener("click", () => this.onOpen(uuid));
     tile.addEventListener("keydown", (event) => {
@@ -126,13 +127,10 @@ export class Fleet {
     const source = shown.hash ? thumbnailUrl(shown.hash, 320) : "";
     if (image.dataset.source !== source) {
       image.dataset.source = source;
-      image.hidden = true;
+      tile.dataset.thumb = source ? "loading" : "missing";
       setText(tile.querySelector(".placeholder"), source ? "loading…" : "no screenshot yet");
       if (source) image.src = source;
       else image.removeAttribute("src");
-    }
-    if (source && image.complete && image.naturalWidth === 0) {
-      setText(tile.querySelector(".placeholder"), "no preview");
     }
     tile.hidden = !this.matches(client);
   }
@@ -204,7 +202,7 @@ export class Fleet {
     };
     for (const client of this.clients.values()) {
       counts[client.status === "offline" ? "offlineClients" : "onlineClients"] += 1;
-      counts[STATUS_KEYS[client.status]] += 1;
+      if (STATUS_KEYS[client.status]) counts[STATUS_KEYS[client.status]] += 1;
       if (this.isPriorityActive(client, now)) counts.activePriorityScreenshots += 1;
     }
     return counts;

@@ -1,6 +1,6 @@
 // Words, icons and times: status is never shown by colour alone.
 export const STATUS = {
-  offline: { word: "Offline", icon: "⏻" },
+  offline: { word: "Offline", icon: "⊘" },
   critical: { word: "Critical", icon: "✖" },
   warning: { word: "Warning", icon: "▲" },
   healthy: { word: "Healthy", icon: "✔" },
