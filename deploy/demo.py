@@ -140,7 +140,7 @@ def main() -> int:
                     "--displays",
                     str(args.displays),
                     "--rate",
-                    "0.5",
+                    "0.2",
                     "--duration",
                     str(args.duration),
                     "--seed",
