@@ -167,7 +167,7 @@ async def root() -> RedirectResponse:
     return RedirectResponse("/dashboard", status_code=303)
 
 
-@router.get("/docs")
+@router.api_route("/docs", methods=["GET", "HEAD"])
 async def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI from the vendored swagger-ui-dist (no CDN)."""
     page = get_swagger_ui_html(
@@ -181,7 +181,7 @@ async def swagger_ui(request: Request) -> HTMLResponse:
     return page
 
 
-@router.get("/redoc")
+@router.api_route("/redoc", methods=["GET", "HEAD"])
 async def redoc(request: Request) -> HTMLResponse:
     """ReDoc from the vendored standalone bundle, without Google Fonts."""
     page = get_redoc_html(
