@@ -274,3 +274,39 @@ class TestOffline:
             await expect(page.get_by_text("monitoring overview", exact=False).first).to_be_attached()
         await page.wait_for_load_state("networkidle")
         assert outside == []
+
+
+class TestStreamDown:
+    async def test_polls_the_overview_every_5_s_while_a_priority_screenshot_is_active(
+        self, page: Page, dashboard_server: LiveServer, api: httpx.AsyncClient
+    ) -> None:
+        fleet = school_fleet(unique("polling"))
+        await put_fleet(api, fleet)
+        overview_requests: list[float] = []
+        page.on(
+            "request",
+            lambda request: (
+                overview_requests.append(time.monotonic()) if "monitoring-overview" in request.url else None
+            ),
+        )
+        await page.route("**/api/events*", lambda route: route.abort())
+        shot = render_jpeg([fleet[0].uuid, "EVENT"], color=(200, 120, 0))
+        response = await api.post(
+            f"/api/clients/{fleet[0].uuid}/screenshot",
+            params={"screenshot_type": "event_start"},
+            content=shot,
+            headers={"Content-Type": "image/jpeg"},
+        )
+        assert response.status_code == 202
+        await log_in(page, dashboard_server)
+        connection = page.locator("#connection")
+        await expect(connection).to_have_attribute("data-connection", "lost")
+        await expect(connection).to_contain_text("Stream lost, retrying")
+        await expect(page.locator(tile(page, fleet[0].uuid))).to_have_attribute("data-priority", "active")
+        # A change the page can only learn from the next poll.
+        assert (
+            await api.post(f"/api/clients/{fleet[1].uuid}/health", json={"process_status": "crashed"})
+        ).status_code == 204
+        await expect(page.locator(tile(page, fleet[1].uuid))).to_have_attribute("data-status", "critical", timeout=8000)
+        assert len(overview_requests) >= 2
+        assert 4.0 <= overview_requests[1] - overview_requests[0] <= 7.0, overview_requests

@@ -37,7 +37,7 @@ export class Drawer {
       this.historySection(),
     );
     this.root.querySelector(".close").focus();
-    await Promise.allSettled([this.loadDetails(), this.loadImage(), this.loadLogs(null), this.loadHistory()]);
+    await Promise.allSettled([this.loadImage(), this.loadLogs(null), this.loadHistory()]);
   }
 
   close() {
@@ -178,14 +178,6 @@ export class Drawer {
     section.querySelector('[data-action="logs-first"]').disabled = !cursor;
     section.dataset.page = String(this.pageNumber);
     section.querySelector(".page-info").textContent = `page ${this.pageNumber} · ${page.count} shown`;
-  }
-
-  async loadDetails() {
-    const uuid = this.uuid;
-    const detail = await getJson(`/api/clients/${encodeURIComponent(uuid)}`);
-    if (uuid !== this.uuid) return;
-    const client = this.fleet.clients.get(uuid);
-    if (client && detail.uptime) client.uptime = detail.uptime;
   }
 
   historySection() {

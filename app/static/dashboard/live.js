@@ -63,22 +63,27 @@ export class Live {
     this.onStateChange(state);
   }
 
+  // The interval is chosen again every second: a priority screenshot that appears (or ends) while the
+  // stream is down switches between 5 s and 30 s at once, not after the next slow poll.
   startPolling() {
     if (this.pollTimer) return;
-    const next = () => {
-      this.pollTimer = setTimeout(async () => {
-        try {
-          await this.poll();
-        } finally {
-          if (this.pollTimer) next();
-        }
-      }, this.fastPolling() ? FAST_POLL_MS : SLOW_POLL_MS);
-    };
-    next();
+    let lastPoll = performance.now();
+    let inFlight = false;
+    this.pollTimer = setInterval(async () => {
+      const interval = this.fastPolling() ? FAST_POLL_MS : SLOW_POLL_MS;
+      if (inFlight || performance.now() - lastPoll < interval) return;
+      inFlight = true;
+      lastPoll = performance.now();
+      try {
+        await this.poll();
+      } finally {
+        inFlight = false;
+      }
+    }, 1000);
   }
 
   stopPolling() {
-    clearTimeout(this.pollTimer);
+    clearInterval(this.pollTimer);
     this.pollTimer = null;
   }
 }
