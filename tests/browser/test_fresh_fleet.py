@@ -1,4 +1,4 @@
-"""The README's picture of the dashboard: a real page of a real (small) fleet, on a server of its own."""
+"""A server of this module's own: the empty state first, then the README's picture of a real (small) fleet."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ from tests.browser.fleet import put_fleet, school_fleet
 from tests.live.conftest import LiveServer
 
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+
+async def test_no_displays_yet(page: Page, dashboard_server: LiveServer) -> None:
+    await log_in(page, dashboard_server)
+    notice = page.locator("#notice[data-state=empty]")
+    await expect(notice).to_be_visible()
+    await expect(notice).to_contain_text("No displays yet")
+    await expect(page.locator(".tile")).to_have_count(0)
+    await expect(page.locator("[data-summary=totalClients] .value")).to_have_text("0")
 
 
 async def test_a_populated_dashboard(page: Page, dashboard_server: LiveServer, api: httpx.AsyncClient) -> None:
