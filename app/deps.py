@@ -199,6 +199,8 @@ async def _token_before_body(request: Request) -> ApiToken | None:
     scheme, secret = get_authorization_scheme_param(header)
     state: AppState = request.app.state.monitor
     if header is None:
+        if not request.cookies.get(SESSION_COOKIE):
+            return None
         async with state.session_factory() as session:
             return await _cookie_token(request, session, state.now())
     if scheme.lower() != "bearer" or not secret:
