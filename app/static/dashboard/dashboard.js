@@ -134,7 +134,7 @@ function applyEvent(kind, data) {
       });
     } else {
       // The service says it ended: believe it even if this browser's clock disagrees.
-      fleet.patch(data.uuid, { priorityEnded: data.receivedAt });
+      fleet.patch(data.uuid, { priorityEnded: Date.parse(data.receivedAt) });
     }
   } else if (kind === "error") {
     const counts = { ...(client.logCounts24h ?? {}), error: (client.logCounts24h?.error ?? 0) + 1 };

@@ -25,8 +25,11 @@ export class Fleet {
 
   // A priority screenshot is active for the TTL after it arrived (SPEC §8), by the server's clock.
   priorityEndsAt(client) {
-    if (!client.priorityScreenshotReceivedAt || client.priorityEnded === client.priorityScreenshotReceivedAt) return 0;
-    return Date.parse(client.priorityScreenshotReceivedAt) + this.ttlMilliseconds;
+    if (!client.priorityScreenshotReceivedAt) return 0;
+    const received = Date.parse(client.priorityScreenshotReceivedAt);
+    // The service said this priority screenshot ended (compared as instants: the formats may differ).
+    if (client.priorityEnded === received) return 0;
+    return received + this.ttlMilliseconds;
   }
 
   isPriorityActive(client, now = this.now()) {
