@@ -155,6 +155,8 @@ function onEvent(kind, data) {
   applyEvent(kind, data);
   showSummary();
   if (fleet.clients.has(data.uuid)) showNotice();
+  // For scripts that watch the page (bench/dashboard.py measures each event's lag with it).
+  window.dispatchEvent(new CustomEvent("fleet-event", { detail: { kind, data } }));
 }
 
 function onStateChange(state) {
