@@ -9,7 +9,7 @@ RUNTIME_LOCK := requirements/runtime.txt
 LOCK_INPUTS := pyproject.toml requirements/build.in
 COMPILE = $(BIN)/uv pip compile $(LOCK_INPUTS) --universal --generate-hashes --quiet --custom-compile-command 'make lock'
 
-.PHONY: install run broker test lint format typecheck lock upgrade openapi bench bench-full bench-evaluator clean
+.PHONY: install run demo broker test lint format typecheck lock upgrade openapi bench bench-full bench-evaluator clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml $(TEST_LOCK) $(RUNTIME_LOCK)
 
 run: install
 	$(BIN)/python -m app serve
+
+# The service, its own broker and a simulated fleet (deploy/demo.py): prints the dashboard's URL and login token.
+DISPLAYS ?= 60
+DURATION ?= 900
+demo: install
+	$(BIN)/python deploy/demo.py --displays $(DISPLAYS) --duration $(DURATION)
 
 # A development broker for `make run` and `python -m app simulate`: anonymous, on 127.0.0.1:1883 only.
 broker:

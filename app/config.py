@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     PORT: int = Field(default=8000, ge=1, le=65535)
     # Comma-separated origins allowed to call the API from a browser (`*` for any); empty: CORS off.
     CORS_ORIGINS: str = ""
+    # How long a dashboard login lasts (SPEC §11); a revoked token ends its sessions at once.
+    SESSION_LIFETIME_HOURS: int = Field(default=168, ge=1, le=8760)
 
     _per_run_client_id: bool = PrivateAttr(default=False)
 

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import Forbidden, NotAuthenticated
-from app.models import ApiToken
+from app.models import ApiToken, DashboardSession
+from app.services.sessions import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_matches, find_session
 from app.services.tokens import find_live_token, record_use, role_rank
 from app.services.unit_of_work import unit_of_work
 from app.state import AppState
@@ -60,6 +61,49 @@ CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_s
 
 # Where `AuthFirstRoute` leaves the token it authenticated before the body, for `optional_token`.
 _AUTHENTICATED_TOKEN = "infoscreen_monitor.token"
+# Where a request authenticated by the dashboard's cookie keeps its session (the page reads its CSRF token).
+_DASHBOARD_SESSION = "infoscreen_monitor.dashboard_session"
+CSRF_FAILED = "CSRF check failed"
+
+
+def own_origin(request: Request) -> str:
+    """The origin the request was sent to (scheme and host as the browser saw them)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def dashboard_session(request: Request) -> DashboardSession | None:
+    """The dashboard session that authenticated this request, if the cookie did."""
+    found: DashboardSession | None = request.scope.get(_DASHBOARD_SESSION)
+    return found
+
+
+def check_csrf(request: Request, dashboard: DashboardSession, *, form_token: str | None = None) -> None:
+    """A state-changing call made with the cookie carries the session's CSRF token or comes from our origin.
+
+    A cross-site page can make the browser send the cookie (SameSite=Strict already stops most of that)
+    but can neither read the CSRF token nor forge the `Origin` header.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    if csrf_matches(dashboard.csrf_token, request.headers.get(CSRF_HEADER) or form_token):
+        return
+    if request.headers.get("origin") == own_origin(request):
+        return
+    raise Forbidden(CSRF_FAILED)
+
+
+async def _cookie_token(request: Request, session: AsyncSession, now: datetime) -> ApiToken | None:
+    """The token behind the request's dashboard cookie, CSRF-checked; None without a live session."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
+    found = await find_session(session, session_id=session_id, now=now)
+    if found is None:
+        return None
+    dashboard, token = found
+    check_csrf(request, dashboard)
+    request.scope[_DASHBOARD_SESSION] = dashboard
+    return token
 
 
 async def optional_token(
@@ -70,6 +114,9 @@ async def optional_token(
     if early is not None:
         # Looked up before the body was read, in a session of its own: no second query.
         token: ApiToken | None = await session.merge(early, load=False)
+    elif "authorization" not in request.headers:
+        # No Authorization header: the dashboard's session cookie, if there is one.
+        token = await _cookie_token(request, session, now)
     elif credentials is None or not credentials.credentials:
         return None
     else:
@@ -148,9 +195,15 @@ class AuthFirstRoute(APIRoute):
 
 
 async def _token_before_body(request: Request) -> ApiToken | None:
-    scheme, secret = get_authorization_scheme_param(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    scheme, secret = get_authorization_scheme_param(header)
+    state: AppState = request.app.state.monitor
+    if header is None:
+        if not request.cookies.get(SESSION_COOKIE):
+            return None
+        async with state.session_factory() as session:
+            return await _cookie_token(request, session, state.now())
     if scheme.lower() != "bearer" or not secret:
         return None
-    state: AppState = request.app.state.monitor
     async with state.session_factory() as session:
         return await find_live_token(session, secret=secret)

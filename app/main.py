@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings, load_settings
 from app.db import create_engine, create_session_factory, run_migrations
@@ -22,7 +23,7 @@ from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, incidents, ingest, maintenance, ops, screenshots, tokens, webhooks
+from app.routers import client_logs, clients, incidents, ingest, maintenance, ops, pages, screenshots, tokens, webhooks
 from app.services.evaluator import start_status_evaluator
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
@@ -114,6 +115,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by app/routers/pages.py from vendored assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_screenshot_bytes=settings.MAX_SCREENSHOT_BYTES)
@@ -135,8 +139,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
             max_age=600,
         )
-    for module in (ops, tokens, client_logs, clients, incidents, maintenance, webhooks, ingest, screenshots):
+    for module in (ops, tokens, client_logs, clients, incidents, maintenance, webhooks, ingest, screenshots, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(packages=[("app", "static")]), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

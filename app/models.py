@@ -466,5 +466,24 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = _utc_column()
 
 
+class DashboardSession(SQLModel, table=True):
+    """A browser's login to the dashboard (SPEC §11): only a hash of the cookie's session id is kept.
+
+    The session lives no longer than its token: deleting the token deletes it (cascade), and a revoked
+    token is refused when the session is looked up.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    token_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    csrf_token: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -39,6 +39,7 @@ TABLES = (
     "incidents",
     "status_history",
     "display_states",
+    "dashboard_sessions",
     "screenshots",
     "log_counts_hourly",
     "log_counts_six_hourly",

@@ -29,6 +29,7 @@ CORE_TABLES = {
     "client_groups",
     "client_logs",
     "clients",
+    "dashboard_sessions",
     "latest_logs",
     "log_counts_hourly",
     "log_counts_six_hourly",

@@ -194,6 +194,18 @@ class TestInstalledProduct:
         assert expected <= shipped, f"missing from the wheel: {expected - shipped}"
         assert any(re.match(r"infoscreen_monitor-[^/]+\.dist-info/entry_points\.txt$", name) for name in names)
 
+    def test_wheel_carries_the_pages_and_their_assets(self, product: tuple[Path, Path]) -> None:
+        wheel, _ = product
+        names = set(zipfile.ZipFile(wheel).namelist())
+        expected = {
+            f"app/{path.relative_to(ROOT / 'app').as_posix()}"
+            for folder in ("templates", "static")
+            for path in (ROOT / "app" / folder).rglob("*")
+            if path.is_file()
+        }
+        assert "app/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in expected
+        assert expected <= names, f"missing from the wheel: {expected - names}"
+
     def test_package_is_imported_from_the_fresh_venv(self, product: tuple[Path, Path], tmp_path: Path) -> None:
         _, venv = product
         result = subprocess.run(
@@ -244,6 +256,9 @@ class TestInstalledProduct:
             tokens = httpx.get(f"{base}/api/tokens", headers={"Authorization": f"Bearer {secret}"})
             assert tokens.status_code == 200, tokens.text
             assert [token["role"] for token in tokens.json()["tokens"]] == ["superadmin"]
+            # The pages and their assets come from inside the installed package.
+            for page in ("/login", "/docs", "/redoc", "/static/dashboard/dashboard.js"):
+                assert httpx.get(f"{base}{page}").status_code == 200, page
         finally:
             server.terminate()
             server.wait(timeout=15)

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -40,6 +40,8 @@ class LiveServer:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    # Settings of this server beyond the defaults below (e.g. MQTT on, a short priority TTL).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -66,6 +68,7 @@ class LiveServer:
             "INITIAL_SUPERADMIN_TOKEN": SUPERADMIN_SECRET,
             "LOG_LEVEL": "WARNING",
             "SCREENSHOT_HISTORY_PER_CLIENT": str(HISTORY_PER_CLIENT),
+            **self.extra_env,
         }
         with self.log_path.open("ab") as output:
             self.process = subprocess.Popen(
