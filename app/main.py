@@ -22,7 +22,9 @@ from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, ingest, ops, screenshots, tokens
+from app.routers import client_logs, clients, events, ingest, ops, screenshots, tokens
+from app.services.event_feed import start_event_feed, stop_event_feed
+from app.services.event_ticker import start_event_ticker
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     token_file=settings.initial_token_path,
                     now=state.now(),
                 )
+            await start_event_feed(state.events, engine, settings.database_url, state.tasks)
+            start_event_ticker(state)
             start_retention_task(state)
             start_sweep_task(state)
             if settings.SCREEN_ANALYSIS_ENABLED:
@@ -98,6 +102,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 start_mqtt_ingest(state)
             yield
         finally:
+            # Every open event stream ends first: none may hold the shutdown up.
+            stop_event_feed(state.events, engine)
             for task in state.tasks:
                 task.cancel()
             await asyncio.gather(*state.tasks, return_exceptions=True)
@@ -129,7 +135,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
             max_age=600,
         )
-    for module in (ops, tokens, client_logs, clients, ingest, screenshots):
+    for module in (ops, tokens, client_logs, clients, ingest, screenshots, events):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -143,6 +149,7 @@ TAGS = [
     {"name": "groups", "description": "Groups of displays."},
     {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
     {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},
+    {"name": "events", "description": "The dashboard's live feed (Server-Sent Events)."},
     {"name": "tokens", "description": "API tokens and their roles."},
     {"name": "operations", "description": "Probes and Prometheus metrics; no token needed."},
 ]

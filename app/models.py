@@ -100,6 +100,12 @@ class ClientGroup(SQLModel, table=True):
 class Client(SQLModel, table=True):
     __tablename__ = "clients"
 
+    __table_args__ = (
+        # The event ticker's range scans (heartbeats turning late, priority screenshots ending): migration 0011.
+        Index("ix_clients_last_alive", "last_alive"),
+        Index("ix_clients_last_priority_received_at", "last_priority_received_at"),
+    )
+
     uuid: str = Field(sa_column=Column(String(64), primary_key=True))
     hostname: str | None = Field(default=None, max_length=255)
     description: str | None = Field(default=None, max_length=255)
@@ -134,6 +140,9 @@ class Client(SQLModel, table=True):
     detected_screen_health: str | None = Field(default=None, max_length=16)
     detected_screen_health_reason: str | None = Field(default=None, max_length=32)
     detected_screenshot_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # The status the event feed last announced for this display (SPEC §11): a `status` event is written
+    # when the status worked out after a write differs from it.
+    announced_status: str | None = Field(default=None, max_length=16)
 
 
 class ClientLog(SQLModel, table=True):
@@ -221,7 +230,10 @@ class LogTotal(SQLModel, table=True):
 
 class Screenshot(SQLModel, table=True):
     __tablename__ = "screenshots"
-    __table_args__ = (Index("ix_screenshots_client_received", "client_uuid", "received_at", "id"),)
+    __table_args__ = (
+        Index("ix_screenshots_client_received", "client_uuid", "received_at", "id"),
+        Index("ix_screenshots_hash", "hash"),  # thumbnails look screenshots up by hash (migration 0011)
+    )
 
     id: int | None = Field(
         default=None,
@@ -278,6 +290,36 @@ class MqttCredential(SQLModel, table=True):
     )
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = _utc_column()
+
+
+class Event(SQLModel, table=True):
+    """One event of the live feed (SPEC §11), written in the transaction of the write that caused it.
+
+    Kept for `EVENT_RETENTION` (ten minutes): what a reconnecting stream may ask for with `Last-Event-ID`.
+    """
+
+    __tablename__ = "events"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    client_uuid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The event's `data`: compact camelCase JSON, sent as it is.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EventTick(SQLModel, table=True):
+    """Where the event ticker's time-driven transitions got to: one row, moved by compare-and-set,
+    so that with several replicas each transition is announced once in all."""
+
+    __tablename__ = "event_ticks"
+
+    name: str = Field(sa_column=Column(String(32), primary_key=True))
+    tick: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 def utcnow() -> datetime:

@@ -33,6 +33,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SUPERADMIN_SECRET = "test-superadmin-secret-0123456789abcdef"
 TABLES = (
+    "events",
+    "event_ticks",
     "screenshots",
     "log_counts_hourly",
     "log_counts_six_hourly",
@@ -146,6 +148,8 @@ async def app(settings: Settings, clock: Clock) -> AsyncIterator[FastAPI]:
         if state.engine.dialect.name == "postgresql":
             # The session database is shared by the tests: start from empty tables, then re-bootstrap.
             await _truncate(state)
+            # The feed started after the previous test's newest event; the ids start again from 1.
+            await state.events.start()
             async with state.session_factory() as session, session.begin():
                 await create_token(
                     session,
