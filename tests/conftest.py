@@ -210,6 +210,9 @@ def make_token(state: AppState, clock: Clock) -> TokenMaker:
     return TokenMaker(state, clock)
 
 
+BACKGROUND_LOGGING_TOKENS = ("event-feed", "event-ticker")
+
+
 class StatementCounter:
     """Counts SQL statements sent by the app's engine while `counting` is on."""
 
@@ -218,7 +221,10 @@ class StatementCounter:
         self.statements: list[str] = []
         self.counting = False
 
-    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def __call__(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The event feed's and ticker's own statements (background tasks) belong to no request.
+        if conn.get_execution_options().get("logging_token") in BACKGROUND_LOGGING_TOKENS:
+            return
         if self.counting:
             self.count += 1
             self.statements.append(statement)

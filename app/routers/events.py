@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import StreamingResponse
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.deps import NowDep, StateDep, SuperadminDep
 from app.errors import BadRequest
+from app.models import DISPLAY_STATUSES, SCREENSHOT_TYPES, StatusReason
 from app.routers.common import AUTH_ERRORS, errors
 from app.services.event_feed import EventFeed, Subscription
 from app.services.events import EVENT_KINDS, EVENT_RETENTION, events_after
@@ -33,8 +34,61 @@ every {KEEPALIVE_SECONDS:.0f} s. It ends when the service shuts down or when the
 reconnect with `Last-Event-ID`."""
 
 
-def _last_event_id(value: str | None) -> int | None:
-    if value is None or not value.strip():
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_SCREENSHOT_FIELDS = {
+    "uuid": {"type": "string"},
+    "type": {"type": "string", "enum": list(SCREENSHOT_TYPES)},
+    "hash": {"type": "string"},
+    "receivedAt": _TIME,
+}
+# Each event's `data` (JSON, camelCase), by its `event` name: what the dashboard reads.
+EVENT_PAYLOADS: dict[str, dict[str, Any]] = {
+    "status": {
+        "uuid": {"type": "string"},
+        "old": {"type": ["string", "null"], "enum": [*DISPLAY_STATUSES, None]},
+        "new": {"type": "string", "enum": list(DISPLAY_STATUSES)},
+        "reasons": {"type": "array", "items": {"type": "string", "enum": list(get_args(StatusReason.__value__))}},
+        "at": _TIME,
+    },
+    "screenshot": _SCREENSHOT_FIELDS,
+    "priority": {
+        **_SCREENSHOT_FIELDS,
+        "type": _NULLABLE_STRING,
+        "hash": _NULLABLE_STRING,
+        "active": {"type": "boolean"},
+        "expiresAt": _TIME,
+    },
+    "error": {
+        "uuid": {"type": "string"},
+        "logId": {"type": "integer"},
+        "message": _NULLABLE_STRING,
+        "timestamp": _TIME,
+    },
+}
+EVENT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["id", "event", "data"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$"},
+                "event": {"const": kind},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {"type": "object", "required": list(fields), "properties": fields},
+                },
+            },
+        }
+        for kind, fields in EVENT_PAYLOADS.items()
+    ]
+}
+assert set(EVENT_PAYLOADS) == set(EVENT_KINDS)
+
+
+def _last_event_id(value: str) -> int | None:
+    if not value.strip():
         return None
     value = value.strip()
     if not value.isascii() or not value.isdigit() or int(value) > _MAX_EVENT_ID:
@@ -86,7 +140,7 @@ async def _frames(
     responses={
         200: {
             "description": _STREAM_DESCRIPTION,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
         },
         **errors(400, *AUTH_ERRORS, described={400: "`Last-Event-ID` is not an event id"}),
     },
@@ -96,12 +150,14 @@ async def stream(
     state: StateDep,
     now: NowDep,
     last_event_id: Annotated[
-        str | None,
+        str,
         Header(
             description="The id of the last event received: the stream starts with what came after it "
-            "(from the last 10 minutes)."
+            "(from the last 10 minutes).",
+            # Checked in the endpoint (400 with its own message); documented here for generated clients.
+            json_schema_extra={"pattern": "^[0-9]{1,18}$"},
         ),
-    ] = None,
+    ] = "",
 ) -> Response:
     """The live feed: status, screenshot, priority and error events as Server-Sent Events.
 

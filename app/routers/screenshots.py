@@ -244,7 +244,11 @@ _THUMBNAIL_HEADERS = {
 ThumbnailWidth = Annotated[
     int,
     STRICT_INT,
-    Query(description=f"Width in pixels: one of {', '.join(map(str, thumbnails.THUMBNAIL_WIDTHS))}."),
+    Query(
+        description=f"Width in pixels: one of {', '.join(map(str, thumbnails.THUMBNAIL_WIDTHS))}.",
+        # Checked in the endpoint (400 `Invalid width`); documented here for generated clients.
+        json_schema_extra={"enum": list(thumbnails.THUMBNAIL_WIDTHS)},
+    ),
 ]
 
 

@@ -49,6 +49,8 @@ READ_LIMIT = 500
 # Without a wake-up the feed reads anyway this often (notifications lost during a LISTEN reconnect).
 POLL_SECONDS = 2.0
 LISTEN_BACKOFF_MAX = 30.0
+# The feed's reads name themselves in the engine's log lines (and statement counts can tell them apart).
+BACKGROUND = {"logging_token": "event-feed"}
 
 
 class Subscription:
@@ -124,6 +126,7 @@ class EventFeed:
     async def start(self) -> None:
         """Begin after the newest event: a new stream gets what happens from now on."""
         async with self.session_factory() as session:
+            await session.connection(execution_options=BACKGROUND)
             self.cursor = await newest_event_id(session)
 
     async def run(self) -> None:
@@ -150,6 +153,7 @@ class EventFeed:
         now = self.clock()
         self.gaps = {gap: until for gap, until in self.gaps.items() if until > now}
         async with self.session_factory() as session:
+            await session.connection(execution_options=BACKGROUND)
             rows = await events_after(session, after_id=self.cursor, gaps=sorted(self.gaps), limit=READ_LIMIT)
         for event in rows:
             if event.id in self.gaps:

@@ -69,6 +69,7 @@ async def tick(
     rows: list[dict[str, Any]] = []
     async with session_factory() as session:
         async with session.begin():
+            await session.connection(execution_options={"logging_token": "event-ticker"})
             seen = (await session.execute(_READ_TICK)).one_or_none()
             if seen is None:
                 # The first tick of this database only marks where the next one starts.
