@@ -43,6 +43,8 @@ monitoring overview, logs, error summaries and screenshots. Send `Authorization:
 
 
 GZIP_MINIMUM_BYTES = 1400
+# How long shutdown waits for the cancelled background tasks.
+SHUTDOWN_TASKS_SECONDS = 10.0
 GZIP_EXCLUDED = ("image/jpeg", "image/png", "text/event-stream")
 
 
@@ -106,7 +108,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             stop_event_feed(state.events, engine)
             for task in state.tasks:
                 task.cancel()
-            await asyncio.gather(*state.tasks, return_exceptions=True)
+            if state.tasks:
+                # Bounded: a task that ignored its cancellation is named in the log, never waited on for ever.
+                done, pending = await asyncio.wait(state.tasks, timeout=SHUTDOWN_TASKS_SECONDS)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: a task's failure was logged where it happened
+                for task in pending:
+                    logger.error("task %s did not stop within %.0f s", task.get_name(), SHUTDOWN_TASKS_SECONDS)
             await engine.dispose()
 
     app = FastAPI(

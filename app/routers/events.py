@@ -120,7 +120,8 @@ async def _frames(
             cursor = page[-1].id if len(page) == BACKLOG_PAGE else None
         while True:
             try:
-                live = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_SECONDS)
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    live = await subscription.queue.get()
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue

@@ -133,8 +133,11 @@ class EventFeed:
         """Read and fan out on every wake-up (and every `poll_seconds`) until cancelled."""
         try:
             while True:
+                # `asyncio.timeout`, not `wait_for`: Python 3.11's `wait_for` can swallow a cancellation that
+                # arrives as the wait ends, and this loop would then outlive the app's shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
                 self._wake.clear()
                 try:
                     await self.read_new()
@@ -202,7 +205,8 @@ async def listen_for_notifications(feed: EventFeed, dsn: str, *, backoff_initial
             feed.wake()  # what was committed while no connection listened
             while not connection.is_closed():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), 5.0)
+                    async with asyncio.timeout(5.0):
+                        await lost.wait()
             logger.warning("event feed: the LISTEN connection was lost; reconnecting")
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             logger.warning("event feed: LISTEN connection failed (%r); retrying in %.0f s", exc, delay)

@@ -179,7 +179,7 @@ def _nearer_boundary(moment: datetime, step: timedelta, floor: datetime) -> tupl
     return floor + step, moment, floor + step, 1
 
 
-def window_plan(since: datetime, client_uuid: str | None) -> tuple[tuple[int, int, bool], dict[str, Any]]:
+def _window_plan(since: datetime, client_uuid: str | None) -> tuple[tuple[int, int, bool], dict[str, Any]]:
     """The shape of the window count for `since` (signs of the hourly and log parts, 0 for none; one
     client or all) and its parameters (see `window_counts_query`)."""
     hour_from, edge_from, edge_to, edge_sign = _nearer_boundary(since, _HOUR, hour_bucket(since))
@@ -201,7 +201,7 @@ def window_plan(since: datetime, client_uuid: str | None) -> tuple[tuple[int, in
 
 
 @functools.cache
-def window_counts_query(hours_sign: int, edge_sign: int, one_client: bool, some_clients: bool = False) -> Select[Any]:
+def window_counts_query(hours_sign: int, edge_sign: int, one_client: bool) -> Select[Any]:
     """(client_uuid, error, warn, info, debug) for `timestamp >= since`, clients with a log in it only.
 
     Whole 6-hour blocks come from `log_counts_six_hourly`, whole hours next to the window's start from
@@ -236,8 +236,6 @@ def window_counts_query(hours_sign: int, edge_sign: int, one_client: bool, some_
         )
     if one_client:
         parts = [part.where(part.selected_columns[0] == bindparam("client_uuid")) for part in parts]
-    elif some_clients:
-        parts = [part.where(part.selected_columns[0].in_(bindparam("client_uuids", expanding=True))) for part in parts]
     rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     per_level = [func.sum(rows.c[name]) for name in columns]
     total = sum(per_level[1:], start=per_level[0])
@@ -260,7 +258,7 @@ async def window_counts(
 
     Clients without a log in the window are left out.
     """
-    shape, parameters = window_plan(since, client_uuid)
+    shape, parameters = _window_plan(since, client_uuid)
     connection = session if isinstance(session, AsyncConnection) else await session.connection()
     result = await connection.execute(window_counts_query(*shape), parameters)
     return {uuid: dict(zip(LOG_LEVELS, counts, strict=True)) for uuid, *counts in result.all()}
@@ -268,7 +266,7 @@ async def window_counts(
 
 async def window_summary(session: AsyncSession, *, since: datetime) -> dict[str, dict[str, Any]]:
     """The summary's entries, one statement: each client's window counts with its hostname and description."""
-    (hours_sign, edge_sign, _), parameters = window_plan(since, None)
+    (hours_sign, edge_sign, _), parameters = _window_plan(since, None)
     result = await (await session.connection()).execute(_summary_query(hours_sign, edge_sign), parameters)
     return {
         uuid: {
