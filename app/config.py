@@ -162,6 +162,11 @@ class Settings(BaseSettings):
         return self.SCREENSHOTS_DIR or self.DATA_DIR / "screenshots"
 
     @property
+    def thumbnails_dir(self) -> Path:
+        """The dashboard's cached thumbnails (made from the screenshots, swept when those go)."""
+        return self.DATA_DIR / "thumbnails"
+
+    @property
     def heartbeat_grace_seconds(self) -> int:
         if self.is_development:
             return self.HEARTBEAT_GRACE_PERIOD_DEV

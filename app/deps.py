@@ -49,7 +49,10 @@ NowDep = Annotated[datetime, Depends(get_now)]
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     """One unit of work per request: commit on success, roll back on any error, files included."""
-    async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as session:
+    settings = state.settings
+    async with unit_of_work(
+        state.session_factory, screenshots_dir=settings.screenshots_dir, grace_seconds=settings.heartbeat_grace_seconds
+    ) as session:
         yield session
 
 

@@ -23,8 +23,22 @@ from app.headers import NoSniff
 from app.limits import BodySizeLimit
 from app.metrics import HttpMetrics
 from app.models import utcnow
-from app.routers import client_logs, clients, incidents, ingest, maintenance, ops, pages, screenshots, tokens, webhooks
+from app.routers import (
+    client_logs,
+    clients,
+    events,
+    incidents,
+    ingest,
+    maintenance,
+    ops,
+    pages,
+    screenshots,
+    tokens,
+    webhooks,
+)
 from app.services.evaluator import start_status_evaluator
+from app.services.event_feed import start_event_feed, stop_event_feed
+from app.services.event_ticker import start_event_ticker
 from app.services.ingest import UUID_PATTERN
 from app.services.mqtt import start_mqtt_ingest
 from app.services.retention import start_retention_task
@@ -44,6 +58,8 @@ monitoring overview, logs, error summaries and screenshots. Send `Authorization:
 
 
 GZIP_MINIMUM_BYTES = 1400
+# How long shutdown waits for the cancelled background tasks.
+SHUTDOWN_TASKS_SECONDS = 10.0
 GZIP_EXCLUDED = ("image/jpeg", "image/png", "text/event-stream")
 
 
@@ -92,6 +108,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     token_file=settings.initial_token_path,
                     now=state.now(),
                 )
+            await start_event_feed(state.events, engine, settings.database_url, state.tasks)
+            start_event_ticker(state)
             start_retention_task(state)
             start_sweep_task(state)
             if settings.STATUS_EVALUATION_ENABLED:
@@ -105,9 +123,18 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 start_mqtt_ingest(state)
             yield
         finally:
+            # Every open event stream ends first: none may hold the shutdown up.
+            stop_event_feed(state.events, engine)
             for task in state.tasks:
                 task.cancel()
-            await asyncio.gather(*state.tasks, return_exceptions=True)
+            if state.tasks:
+                # Bounded: a task that ignored its cancellation is named in the log, never waited on for ever.
+                done, pending = await asyncio.wait(state.tasks, timeout=SHUTDOWN_TASKS_SECONDS)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: a task's failure was logged where it happened
+                for task in pending:
+                    logger.error("task %s did not stop within %.0f s", task.get_name(), SHUTDOWN_TASKS_SECONDS)
             await engine.dispose()
 
     app = FastAPI(
@@ -139,7 +166,19 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             expose_headers=["ETag", "Retry-After", "X-Screenshot-Type", "X-Screenshot-Fallback"],
             max_age=600,
         )
-    for module in (ops, tokens, client_logs, clients, incidents, maintenance, webhooks, ingest, screenshots, pages):
+    for module in (
+        ops,
+        tokens,
+        client_logs,
+        clients,
+        incidents,
+        maintenance,
+        webhooks,
+        ingest,
+        screenshots,
+        events,
+        pages,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(packages=[("app", "static")]), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -157,6 +196,7 @@ TAGS = [
     {"name": "webhooks", "description": "Where notifications of incidents go (superadmin)."},
     {"name": "screenshots", "description": "Screenshot images (with ETag) and history."},
     {"name": "ingest", "description": "What displays send over HTTP (the same effects as over MQTT)."},
+    {"name": "events", "description": "The dashboard's live feed (Server-Sent Events)."},
     {"name": "tokens", "description": "API tokens and their roles."},
     {"name": "operations", "description": "Probes and Prometheus metrics; no token needed."},
 ]

@@ -103,6 +103,8 @@ class Client(SQLModel, table=True):
         # The status evaluator finds heartbeats that crossed the grace period by a range on these.
         Index("ix_clients_last_alive", "last_alive"),  # migration 0013
         Index("ix_clients_changed_at", "changed_at"),  # migration 0013
+        # The event ticker's range scan for priority screenshots ending (and `last_alive` above for heartbeats).
+        Index("ix_clients_last_priority_received_at", "last_priority_received_at"),  # migration 0011
     )
 
     uuid: str = Field(sa_column=Column(String(64), primary_key=True))
@@ -144,6 +146,9 @@ class Client(SQLModel, table=True):
     changed_at: datetime | None = _utc_column()
     # Heartbeats received, ever: the evaluator counts those since a display went offline (SPEC §12).
     heartbeat_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # The status the event feed last announced for this display (SPEC §11): a `status` event is written
+    # when the status worked out after a write differs from it.
+    announced_status: str | None = Field(default=None, max_length=16)
 
 
 class ClientLog(SQLModel, table=True):
@@ -241,7 +246,10 @@ class LogTotal(SQLModel, table=True):
 
 class Screenshot(SQLModel, table=True):
     __tablename__ = "screenshots"
-    __table_args__ = (Index("ix_screenshots_client_received", "client_uuid", "received_at", "id"),)
+    __table_args__ = (
+        Index("ix_screenshots_client_received", "client_uuid", "received_at", "id"),
+        Index("ix_screenshots_hash", "hash"),  # thumbnails look screenshots up by hash (migration 0011)
+    )
 
     id: int | None = Field(
         default=None,
@@ -483,6 +491,36 @@ class DashboardSession(SQLModel, table=True):
     csrf_token: str = Field(sa_column=Column(String(64), nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class Event(SQLModel, table=True):
+    """One event of the live feed (SPEC §11), written in the transaction of the write that caused it.
+
+    Kept for `EVENT_RETENTION` (ten minutes): what a reconnecting stream may ask for with `Last-Event-ID`.
+    """
+
+    __tablename__ = "events"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    )
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    client_uuid: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The event's `data`: compact camelCase JSON, sent as it is.
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EventTick(SQLModel, table=True):
+    """Where the event ticker's time-driven transitions got to: one row, moved by compare-and-set,
+    so that with several replicas each transition is announced once in all."""
+
+    __tablename__ = "event_ticks"
+
+    name: str = Field(sa_column=Column(String(32), primary_key=True))
+    tick: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 def utcnow() -> datetime:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.models import utcnow
+from app.services.event_feed import EventFeed
 from app.services.screen_analysis_queue import AnalysisQueue
 
 
@@ -36,6 +37,11 @@ class AppState:
     outbox_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # Long-lived tasks the lifespan started; kept so their exceptions are never lost.
     tasks: list[Any] = field(default_factory=list)
+    # The live event feed of this instance (SPEC §11): what `/api/events` streams subscribe to.
+    events: EventFeed = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = EventFeed(self.session_factory)
 
     def now(self) -> datetime:
         return self.clock()

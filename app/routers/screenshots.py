@@ -16,6 +16,7 @@ from app.routers.ingest import check_ingest_allowed
 from app.schemas.common import STRICT_INT
 from app.schemas.screenshots import ScreenshotAccepted, ScreenshotHistory
 from app.services import screenshots as service
+from app.services import thumbnails
 from app.services.ingest import check_uuid
 
 router = APIRouter(route_class=AuthFirstRoute)
@@ -234,3 +235,63 @@ async def history(client_uuid: str, _: UserDep, session: SessionDep) -> Response
         for row in rows
     ]
     return json_response({"screenshots": items, "count": len(items)})
+
+
+_THUMBNAIL_HEADERS = {
+    "ETag": {"description": 'The screenshot\'s hash and the width: `"<hash>-<width>"`.', "schema": {"type": "string"}},
+    "Cache-Control": {"description": "`private, max-age=31536000, immutable`.", "schema": {"type": "string"}},
+}
+ThumbnailWidth = Annotated[
+    int,
+    STRICT_INT,
+    Query(
+        description=f"Width in pixels: one of {', '.join(map(str, thumbnails.THUMBNAIL_WIDTHS))}.",
+        # Checked in the endpoint (400 `Invalid width`); documented here for generated clients.
+        json_schema_extra={"enum": list(thumbnails.THUMBNAIL_WIDTHS)},
+    ),
+]
+
+
+@router.get(
+    "/thumbnails/{screenshot_hash}",
+    tags=["screenshots"],
+    operation_id="screenshots_thumbnail",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A JPEG thumbnail of the screenshot with this hash, the aspect ratio kept.",
+            "content": {"image/jpeg": _BINARY},
+            "headers": _THUMBNAIL_HEADERS,
+        },
+        304: {"description": "Not modified: `If-None-Match` matches.", "headers": _THUMBNAIL_HEADERS},
+        **errors(400, *AUTH_ERRORS, 404, described={400: "`w` is not one of the thumbnail widths"}),
+    },
+)
+async def thumbnail(
+    screenshot_hash: str,
+    _: UserDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    w: ThumbnailWidth = thumbnails.DEFAULT_WIDTH,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """A scaled JPEG of a stored screenshot, by its hash (made once, then served from a cache).
+
+    The same hash and width always give the same image, so it may be cached for good. A screenshot
+    that is no longer kept (pruned from the history) is a 404.
+    """
+    if w not in thumbnails.THUMBNAIL_WIDTHS:
+        raise BadRequest(f"Invalid width: must be one of {', '.join(map(str, thumbnails.THUMBNAIL_WIDTHS))}")
+    tag = f"{screenshot_hash}-{w}"
+    headers = {"ETag": f'"{tag}"', "Cache-Control": "private, max-age=31536000, immutable"}
+    if _etag_matches(if_none_match, tag):
+        await thumbnails.screenshot_file(session, digest=screenshot_hash)
+        return Response(status_code=304, headers=headers)
+    data, _rendered = await thumbnails.thumbnail(
+        session,
+        digest=screenshot_hash,
+        width=w,
+        screenshots_dir=settings.screenshots_dir,
+        cache_dir=settings.thumbnails_dir,
+    )
+    return Response(data, media_type="image/jpeg", headers=headers)

@@ -154,6 +154,9 @@ class OverviewClient(BaseModel):
     latestScreenshotType: ScreenshotType = Field(description="`periodic` when the client sent none.")
     priorityScreenshotType: PriorityScreenshotType | None
     priorityScreenshotReceivedAt: datetime | None
+    priorityScreenshotHash: str | None = Field(
+        description="The SHA-256 of the latest priority screenshot (for `/thumbnails/{hash}`), or null if none."
+    )
     hasActivePriorityScreenshot: bool
     screenshotUrl: str
     logCounts24h: OverviewLogCounts

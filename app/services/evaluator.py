@@ -46,10 +46,10 @@ import orjson
 from sqlalchemy import Select, bindparam, case, func, literal, or_, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db import execute_rows, rows_insert
 from app.metrics import DATABASE_ERRORS
 from app.models import Client, DisplayState, DisplayStatus, Incident, LatestLog, StatusChange, StatusReason, UTCDateTime
 from app.services.damping import Damping, Tracked, Transition, advance, recheck_at
-from app.services.ingest import execute_rows, rows_insert
 from app.services.maintenance import load_windows, silenced_until
 from app.services.notifications import (
     GROUP_ALERT_WINDOW,

@@ -13,17 +13,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Result, Row, and_, bindparam, case, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Row, and_, case, func, or_, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app import json_values
-from app.db import insert_for
+from app.db import execute_many, rows_insert
 from app.errors import BadRequest
 from app.metrics import LOG_LINES_STORED, count_after_commit
 from app.models import Client, ClientLog, LatestLog, LogCountHourly, LogCountSixHourly, LogTotal
 from app.schemas.ingest import MAX_CLOCK_AHEAD, LogRecord
+from app.services import events
 
 UUID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
@@ -70,7 +70,7 @@ async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, 
         for uuid in sorted(set(client_uuids))
     ]
     if rows:
-        await _execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
+        await execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
 
 
 @functools.cache
@@ -112,7 +112,10 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
         )
     dialect = session.get_bind().dialect.name
     for names, rows in groups.items():
-        await _execute_many(session, _heartbeat_upsert(dialect, names), rows)
+        await execute_many(session, _heartbeat_upsert(dialect, names), rows)
+    if merged:
+        # A sign of life may revive a display; health fields may change its status (SPEC §11's live feed).
+        events.check_status(session, merged, now=max(at for _, at, _ in merged.values()))
 
 
 @functools.cache
@@ -145,6 +148,7 @@ async def record_status(session: AsyncSession, *, client_uuid: str, online: bool
         await session.execute(
             update(Client).where(col(Client.uuid) == client_uuid).values(offline_announced_at=now, changed_at=now)
         )
+        events.check_status(session, [client_uuid], now=now)
 
 
 def _context_text(context: Mapping[str, Any] | None) -> str | None:
@@ -189,13 +193,35 @@ async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRec
                 "message_id": record.message_id,
             }
         )
-    inserted = (await _execute_many(session, _log_insert(session.get_bind().dialect.name), rows)).all()
+    inserted = (await execute_many(session, _log_insert(session.get_bind().dialect.name), rows)).all()
     await adjust_log_counts(
         session, Counter((hour_bucket(row.timestamp), row.client_uuid, row.level) for row in inserted)
     )
     await advance_latest_logs(session, inserted, now=now)
+    _note_log_events(session, inserted, now=now)
     count_after_commit(session, LOG_LINES_STORED, len(inserted))
     return len(entries)
+
+
+def _note_log_events(session: AsyncSession, inserted: Sequence[Row[Any]], *, now: datetime) -> None:
+    """One `error` event per display for its newest new ERROR log (a burst of errors is one event per
+    unit of work); a status check for every display with a new ERROR or WARN log."""
+    newest_errors: dict[str, Row[Any]] = {}
+    checked: set[str] = set()
+    for row in inserted:
+        if row.level not in ("ERROR", "WARN"):
+            continue
+        checked.add(row.client_uuid)
+        if row.level == "ERROR":
+            known = newest_errors.get(row.client_uuid)
+            if known is None or (row.timestamp, row.id) > (known.timestamp, known.id):
+                newest_errors[row.client_uuid] = row
+    for client_uuid in sorted(newest_errors):
+        row = newest_errors[client_uuid]
+        data = {"uuid": client_uuid, "logId": row.id, "message": row.error_message, "timestamp": row.timestamp}
+        events.note_event(session, kind="error", client_uuid=client_uuid, data=data, at=now)
+    if checked:
+        events.check_status(session, checked, now=now)
 
 
 async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]], *, now: datetime) -> None:
@@ -220,7 +246,7 @@ async def advance_latest_logs(session: AsyncSession, inserted: Sequence[Row[Any]
                 entry[f"{kind}_id"], entry[f"{kind}_timestamp"] = row.id, row.timestamp
     if newest:
         rows = [newest[client_uuid] for client_uuid in sorted(newest)]
-        await _execute_many(session, _latest_upsert(session.get_bind().dialect.name), rows)
+        await execute_many(session, _latest_upsert(session.get_bind().dialect.name), rows)
 
 
 async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetime, str, str], int]) -> None:
@@ -248,7 +274,7 @@ async def adjust_log_counts(session: AsyncSession, deltas: Mapping[tuple[datetim
                 {"bucket_start": bucket, "client_uuid": client_uuid, **counts}
                 for (bucket, client_uuid), counts in sorted(buckets.items())
             ]
-            await _execute_many(session, _rollup_upsert(dialect, table), rows)
+            await execute_many(session, _rollup_upsert(dialect, table), rows)
     await adjust_totals(session, totals)
 
 
@@ -256,7 +282,7 @@ async def adjust_totals(session: AsyncSession, deltas: Mapping[str, int]) -> Non
     """Add (or remove) all-time counts per level."""
     rows = [{"level": level, "count": delta} for level, delta in sorted(deltas.items()) if delta]
     if rows:
-        await _execute_many(session, _totals_upsert(session.get_bind().dialect.name), rows)
+        await execute_many(session, _totals_upsert(session.get_bind().dialect.name), rows)
 
 
 @functools.cache
@@ -272,7 +298,14 @@ def _log_insert(dialect: str) -> Any:
     return (
         rows_insert(dialect, _LOGS, columns)
         .on_conflict_do_nothing(index_elements=["client_uuid", "message_id"])
-        .returning(_LOGS.c.id, _LOGS.c.client_uuid, _LOGS.c.timestamp, _LOGS.c.level)
+        .returning(
+            _LOGS.c.id,
+            _LOGS.c.client_uuid,
+            _LOGS.c.timestamp,
+            _LOGS.c.level,
+            # Only an ERROR log's message comes back (its `error` event carries it), not every log's.
+            case((_LOGS.c.level == "ERROR", _LOGS.c.message), else_=None).label("error_message"),
+        )
     )
 
 
@@ -306,38 +339,3 @@ def _totals_upsert(dialect: str) -> Any:
     return statement.on_conflict_do_update(
         index_elements=["level"], set_={"count": _TOTALS.c.count + statement.excluded["count"]}
     )
-
-
-@functools.cache
-def rows_insert(dialect: str, table: Any, columns: tuple[str, ...]) -> Any:
-    """`INSERT ... ON CONFLICT` of many rows with these columns, for `_execute_many`.
-
-    SQLite: a plain INSERT, executed many times (SQLAlchemy pages the rows into multi-row VALUES).
-    PostgreSQL: `INSERT ... SELECT * FROM unnest(:column, ...)`, one array parameter per column, so
-    a batch binds a handful of parameters instead of a few per row (that per-row work was most of
-    the ingest's time on the Python side). The arrays keep the columns' types, so their elements get
-    the same processing as single values (`UTCDateTime` makes every timestamp aware UTC).
-    """
-    statement = insert_for(dialect)(table)
-    if dialect != "postgresql":
-        return statement
-    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
-    incoming = func.unnest(*arrays).table_valued(*columns).render_derived(name="incoming")
-    return statement.from_select(list(columns), select(*(incoming.c[name] for name in columns)))
-
-
-async def _execute_many(session: AsyncSession, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
-    """One INSERT for many rows (every row with the same keys) with a statement from `rows_insert`.
-
-    Statements are built once and cached: compiling one per batch was most of the MQTT ingest's time.
-    """
-    return await execute_rows(await session.connection(), statement, rows)
-
-
-async def execute_rows(connection: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> Result[Any]:
-    """`_execute_many` on a connection: one statement from `rows_insert` for rows that all have the same keys."""
-    parameters: Any = rows
-    if connection.dialect.name == "postgresql":
-        parameters = {name: [row[name] for row in rows] for name in rows[0]}
-    result: Result[Any] = await connection.execute(statement, parameters)
-    return result

@@ -376,7 +376,11 @@ class MqttIngest:
             assert isinstance(item.result, Parsed)
             actions.extend(item.result.actions)
         now = self.clock()
-        async with unit_of_work(self.session_factory, screenshots_dir=self.settings.screenshots_dir) as session:
+        async with unit_of_work(
+            self.session_factory,
+            screenshots_dir=self.settings.screenshots_dir,
+            grace_seconds=self.settings.heartbeat_grace_seconds,
+        ) as session:
             await apply_actions(session, actions, settings=self.settings, now=now)
             if self.fault_hook is not None:
                 await self.fault_hook(BEFORE_COMMIT, items)

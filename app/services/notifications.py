@@ -25,8 +25,8 @@ import orjson
 from sqlalchemy import bindparam, func, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.db import execute_rows, rows_insert
 from app.models import Incident, Notification, UTCDateTime, Webhook
-from app.services.ingest import execute_rows, rows_insert
 
 # A group alert waits this long for the rest of its group before it is sent.
 GROUP_ALERT_WINDOW = timedelta(minutes=1)

@@ -110,6 +110,7 @@ _PAYLOAD_FIELDS = _fields(
     "latest_screenshot_type",
     "last_priority_screenshot_type",
     "last_priority_received_at",
+    "last_priority_screenshot_hash",
     "detected_screen_health",
     "detected_screen_health_reason",
 )
@@ -334,6 +335,7 @@ def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rule
             latest_screenshot_type,
             priority_type,
             priority_received_at,
+            priority_hash,
             detected_screen_health,
             detected_screen_health_reason,
         ) = _PAYLOAD_FIELDS(tuple(view.client))
@@ -371,6 +373,7 @@ def overview_payload(views: list[ClientView], *, now: datetime, hours: int, rule
                 "latestScreenshotType": latest_screenshot_type or "periodic",
                 "priorityScreenshotType": priority_type if priority_type in PRIORITY_SCREENSHOT_TYPES else None,
                 "priorityScreenshotReceivedAt": priority_received_at,
+                "priorityScreenshotHash": priority_hash,
                 "hasActivePriorityScreenshot": view.priority_active,
                 "screenshotUrl": f"/screenshots/{uuid}/priority" if view.priority_active else f"/screenshots/{uuid}",
                 "logCounts24h": {

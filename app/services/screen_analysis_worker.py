@@ -27,6 +27,7 @@ from app.config import Settings
 from app.errors import NotFound
 from app.models import Client, Screenshot, UTCDateTime
 from app.schemas.screenshots import ScreenAnalysis as Analysis
+from app.services import events
 from app.services.screen_analysis import REASONS, Measurements, Previous, classify, measure
 from app.services.screen_analysis_queue import AnalysisQueue
 from app.services.screenshots import read_file
@@ -228,6 +229,11 @@ class ScreenAnalysisWorker:
                     "now": self.clock(),
                 },
             )
+            # A detected BLACK or FROZEN screen (or its end) changes the display's status: the live feed says so.
+            events.check_status(session, [client_uuid], now=self.clock())
+            wrote_events = await events.flush_events(session, grace_seconds=self.settings.heartbeat_grace_seconds)
+        if wrote_events:
+            events.wake_after_commit(session)
 
 
 def _previous(row: Any, measured: Measurements | None) -> Previous:

@@ -15,7 +15,7 @@ import io
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiofiles
@@ -30,6 +30,7 @@ from app.config import Settings
 from app.errors import BadRequest, ClientNotFound, NotFound, PayloadTooLarge, UnsupportedMediaType
 from app.metrics import SCREENSHOT_BYTES_STORED, count_after_commit
 from app.models import PRIORITY_SCREENSHOT_TYPES, SCREENSHOT_TYPES, Client, Incident, Screenshot, StatusChange
+from app.services import events
 from app.services.ingest import check_uuid, record_heartbeat
 from app.services.unit_of_work import file_effects
 
@@ -154,6 +155,9 @@ async def store_screenshot(
     )
     effects.to_delete.extend(pruned)
     count_after_commit(session, SCREENSHOT_BYTES_STORED, len(image))
+    _note_screenshot_events(
+        session, settings=settings, client_uuid=client_uuid, screenshot_type=screenshot_type, digest=digest, now=now
+    )
     return StoredScreenshot(
         id=stored_id,
         client_uuid=client_uuid,
@@ -163,6 +167,18 @@ async def store_screenshot(
         written_file=filename,
         files_to_delete=pruned,
     )
+
+
+def _note_screenshot_events(
+    session: AsyncSession, *, settings: Settings, client_uuid: str, screenshot_type: str, digest: str, now: datetime
+) -> None:
+    """The live feed's `screenshot` event, and `priority` (active) for an event_start/event_stop one."""
+    data = {"uuid": client_uuid, "type": screenshot_type, "hash": digest, "receivedAt": now}
+    events.note_event(session, kind="screenshot", client_uuid=client_uuid, data=data, at=now)
+    if screenshot_type in PRIORITY_SCREENSHOT_TYPES:
+        expires_at = now + timedelta(seconds=settings.PRIORITY_SCREENSHOT_TTL_SECONDS)
+        priority = {**data, "active": True, "expiresAt": expires_at}
+        events.note_event(session, kind="priority", client_uuid=client_uuid, data=priority, at=now)
 
 
 async def _record(

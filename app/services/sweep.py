@@ -24,6 +24,7 @@ from sqlmodel import col
 from app.metrics import ORPHAN_FILES_REMOVED
 from app.models import Screenshot
 from app.services.retention import run_periodically
+from app.services.thumbnails import cached_hashes
 from app.services.unit_of_work import remove_files
 from app.state import AppState
 
@@ -83,12 +84,34 @@ async def sweep_orphan_files(
     return len(orphans)
 
 
+async def sweep_thumbnails(session_factory: async_sessionmaker[AsyncSession], *, cache_dir: Path) -> int:
+    """Remove cached thumbnails whose screenshot is gone (pruned, or its display deleted); returns how many.
+
+    One statement: which of the cached hashes still have a screenshot.
+    """
+    cached = await asyncio.to_thread(cached_hashes, cache_dir)
+    if not cached:
+        return 0
+    async with session_factory() as session:
+        kept = set(
+            (
+                await session.execute(
+                    select(col(Screenshot.hash)).where(col(Screenshot.hash).in_(list(cached))).distinct()
+                )
+            ).scalars()
+        )
+    stale = [name for digest, names in cached.items() if digest not in kept for name in names]
+    await remove_files(cache_dir, stale)
+    return len(stale)
+
+
 def start_sweep_task(state: AppState) -> asyncio.Task[None]:
     """Sweep now (start-up) and then every `SWEEP_INTERVAL_SECONDS`; kept in `state.tasks`."""
 
     async def sweep() -> int:
         directory = state.settings.screenshots_dir
-        return await sweep_orphan_files(state.session_factory, directory=directory, now=time.time())
+        removed = await sweep_orphan_files(state.session_factory, directory=directory, now=time.time())
+        return removed + await sweep_thumbnails(state.session_factory, cache_dir=state.settings.thumbnails_dir)
 
     task = asyncio.create_task(
         run_periodically(sweep, first_delay=0.0, interval=SWEEP_INTERVAL_SECONDS, name="screenshot sweep"),

@@ -19,6 +19,8 @@ from pathlib import Path
 import aiofiles.os
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.services import events
+
 _FILE_EFFECTS = "screenshot_files"
 
 
@@ -48,19 +50,24 @@ async def remove_files(directory: Path, filenames: Iterable[str]) -> None:
 
 @asynccontextmanager
 async def unit_of_work(
-    session_factory: async_sessionmaker[AsyncSession], *, screenshots_dir: Path
+    session_factory: async_sessionmaker[AsyncSession], *, screenshots_dir: Path, grace_seconds: int
 ) -> AsyncIterator[AsyncSession]:
     """A session that commits at the end of the block (or rolls back), with its file effects applied.
 
     The commit happens here, before the caller answers: a 2xx (or an MQTT acknowledgement) sent
-    after the block means committed, and a failed commit raises to the caller instead.
+    after the block means committed, and a failed commit raises to the caller instead. The live
+    feed's events of the unit of work are written in its transaction, just before the commit
+    (`grace_seconds` is the heartbeat grace its status events are worked out with).
     """
     async with session_factory() as session:
         try:
             yield session
+            wrote_events = await events.flush_events(session, grace_seconds=grace_seconds)
             await session.commit()
         except BaseException:
             await session.rollback()
             await remove_files(screenshots_dir, file_effects(session).written)
             raise
+        if wrote_events:
+            events.wake_after_commit(session)
         await remove_files(screenshots_dir, file_effects(session).to_delete)

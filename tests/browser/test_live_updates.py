@@ -9,7 +9,6 @@ import uuid
 
 import aiomqtt
 import httpx
-import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 from playwright.async_api import Page, expect
@@ -19,9 +18,6 @@ from tests.browser.conftest import log_in, wait_for_mqtt
 from tests.browser.fleet import put_fleet, school_fleet
 from tests.live.conftest import LiveServer
 from tests.mqtt.conftest import Broker
-
-# The stream comes with the event feed (branch `events`, merged separately); until it is there, these wait.
-pytest.importorskip("app.routers.events", reason="GET /api/events (the event feed) is not merged yet")
 
 # SPEC §11: a change shows on an open dashboard within 2 seconds.
 WITHIN_MS = 2000

@@ -84,7 +84,11 @@ async def ingest(
         return
     event(f"accepted {result.kind} {result.outcome}")
     assert client_uuid in UUIDS, f"{topic!r} was accepted"
-    async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as session:
+    async with unit_of_work(
+        state.session_factory,
+        screenshots_dir=state.settings.screenshots_dir,
+        grace_seconds=state.settings.heartbeat_grace_seconds,
+    ) as session:
         await apply_actions(session, result.actions, settings=state.settings, now=clock())
     await assert_every_read_answers(http, headers, client_uuid)
 

@@ -105,11 +105,9 @@ async def _admin(sql: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real server on one backend (its own database), started once per test module."""
-    backend = str(request.param)
-    directory = tmp_path_factory.mktemp(f"live-{backend}")
+@contextlib.contextmanager
+def running_server(backend: str, directory: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """A started server on `backend` with a database of its own (dropped afterwards), data under `directory`."""
     database_name = f"monitor_live_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     if backend == "sqlite":
         database_url = f"sqlite+aiosqlite:///{directory / 'data' / 'monitor.db'}"
@@ -126,14 +124,23 @@ def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         data_dir=directory / "data",
         port=free_port(),
         log_path=directory / "server.log",
+        extra_env=extra_env or {},
     )
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
         if backend == "postgresql":
             asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real server on one backend (its own database), started once per test module."""
+    backend = str(request.param)
+    with running_server(backend, tmp_path_factory.mktemp(f"live-{backend}")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -433,6 +433,7 @@ OVERVIEW_CLIENT_FIELDS = {
     "latestScreenshotType",
     "priorityScreenshotType",
     "priorityScreenshotReceivedAt",
+    "priorityScreenshotHash",
     "hasActivePriorityScreenshot",
     "screenshotUrl",
     "logCounts24h",
@@ -505,6 +506,7 @@ class TestOverviewShape:
             "latestScreenshotType": "periodic",
             "priorityScreenshotType": None,
             "priorityScreenshotReceivedAt": None,
+            "priorityScreenshotHash": None,
             "hasActivePriorityScreenshot": False,
             "screenshotUrl": "/screenshots/disp-1",
             "logCounts24h": {"error": 0, "warn": 0, "info": 0, "debug": 0},
@@ -782,6 +784,7 @@ class TestOverviewPriorityScreenshot:
         entry = body["clients"][0]
         assert entry["priorityScreenshotType"] == "event_start"
         assert entry["priorityScreenshotReceivedAt"] == received.isoformat()
+        assert entry["priorityScreenshotHash"] == "cd" * 32
         assert entry["hasActivePriorityScreenshot"] is True
         assert entry["screenshotUrl"] == "/screenshots/disp-1/priority"
         assert body["summary"]["activePriorityScreenshots"] == 1

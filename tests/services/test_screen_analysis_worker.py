@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
+from app.models import Event
 from app.services.screen_analysis_queue import AnalysisQueue
 from app.services.screen_analysis_samples import Scene, black_scene, bright_slide_scene
 from app.services.screen_analysis_worker import MAX_REST_S, REST_BACKLOG, ScreenAnalysisWorker, start_screen_analysis
@@ -73,9 +76,22 @@ async def wait_analysed(http: httpx.AsyncClient, headers: dict[str, str], count:
     return await history(http, headers)
 
 
+async def status_events(state: AppState) -> list[dict[str, Any]]:
+    """The data of the stored `status` events, oldest first."""
+    events = Event.__table__  # type: ignore[attr-defined]
+    query = select(events.c.payload).where(events.c.kind == "status").order_by(events.c.id)
+    async with state.session_factory() as session:
+        return [json.loads(payload) for payload in (await session.execute(query)).scalars()]
+
+
 class TestDetectedScreenHealth:
     async def test_black_screen_makes_a_display_reporting_ok_critical(
-        self, backend: str, client: httpx.AsyncClient, superadmin: dict[str, str], device: dict[str, str]
+        self,
+        backend: str,
+        client: httpx.AsyncClient,
+        superadmin: dict[str, str],
+        device: dict[str, str],
+        state: AppState,
     ) -> None:
         health = {"screen_health_status": "OK", "process_status": "running"}
         response = await client.post(f"/api/clients/{UUID}/health", json=health, headers=device)
@@ -100,6 +116,9 @@ class TestDetectedScreenHealth:
         )
         assert row["status"] == "critical"
         assert overview["summary"]["criticalClients"] == 1
+        # The live feed announced it, with the reason.
+        announced = [(data["old"], data["new"], data["reasons"]) for data in await status_events(state)]
+        assert announced[-1] == ("healthy", "critical", ["screen_black"])
 
     async def test_event_start_like_the_previous_screenshot_is_frozen_until_the_screen_changes(
         self, backend: str, client: httpx.AsyncClient, superadmin: dict[str, str], device: dict[str, str]
