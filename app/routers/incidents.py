@@ -59,6 +59,7 @@ async def list_incidents(
     group_id: Annotated[
         int | None, Query(ge=1, lt=2**31, description="Only incidents of displays in this group (when they opened).")
     ] = None,
+    client_uuid: Annotated[str | None, Query(description="Only incidents of this display.")] = None,
     since: Annotated[
         str | None,
         Query(
@@ -69,7 +70,11 @@ async def list_incidents(
     limit: Annotated[int, Ge(1), STRICT_INT, Query(description="Default 100; above 1000 is clamped to 1000.")] = 100,
 ) -> Response:
     """Incidents (a display offline or critical until it recovers), newest first."""
-    where = history_service.IncidentFilter(open=open_, group_id=group_id, since=parse_since(since))
+    if client_uuid is not None:
+        check_uuid(client_uuid)
+    where = history_service.IncidentFilter(
+        open=open_, group_id=group_id, client_uuid=client_uuid, since=parse_since(since)
+    )
     incidents = await history_service.list_incidents(session, where=where, limit=min(limit, MAX_INCIDENTS))
     return json_response({"incidents": incidents, "count": len(incidents)})
 

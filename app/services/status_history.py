@@ -136,6 +136,7 @@ class IncidentFilter:
     # True: only open ones; False: only closed ones; None: both.
     open: bool | None = None
     group_id: int | None = None
+    client_uuid: str | None = None
     # Only incidents open at some moment since then (still open, or closed since).
     since: datetime | None = None
 
@@ -149,7 +150,8 @@ def _with_client() -> Any:
 async def list_incidents(session: AsyncSession, *, where: IncidentFilter, limit: int) -> list[dict[str, Any]]:
     """Newest first (opened_at, then id), with the display's hostname and description: one statement.
 
-    Each filter has its index: `closed_at` (open, since), (group_id, opened_at), (opened_at, id) for the order.
+    Each filter has its index: `closed_at` (open, since), (group_id, opened_at), (client_uuid, opened_at),
+    (opened_at, id) for the order.
     """
     query = _with_client()
     if where.open is True:
@@ -158,6 +160,8 @@ async def list_incidents(session: AsyncSession, *, where: IncidentFilter, limit:
         query = query.where(col(Incident.closed_at).is_not(None))
     if where.group_id is not None:
         query = query.where(col(Incident.group_id) == where.group_id)
+    if where.client_uuid is not None:
+        query = query.where(col(Incident.client_uuid) == where.client_uuid)
     if where.since is not None:
         query = query.where(or_(col(Incident.closed_at).is_(None), col(Incident.closed_at) >= where.since))
     query = query.order_by(col(Incident.opened_at).desc(), col(Incident.id).desc()).limit(limit)

@@ -1,9 +1,10 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright, against the real server.
 
 The server runs as users run it (`python -m app serve`, tests/live's LiveServer) on PostgreSQL, with
-MQTT on against a Mosquitto of this module and a short priority TTL, so a priority screenshot's whole
-life fits in a test. Playwright's own browser download is never used: `executable_path` is the system
-chromium (installed by `.ci/run` when missing).
+MQTT on against a Mosquitto of this module, a short priority TTL, so a priority screenshot's whole
+life fits in a test, and the status evaluator confirming a change at its next pass (every second).
+Playwright's own browser download is never used: `executable_path` is the system chromium
+(installed by `.ci/run` when missing).
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def dashboard_server(
             "MQTT_CLIENT_ID": f"monitor-{topic_prefix}",
             "PRIORITY_SCREENSHOT_TTL_SECONDS": str(PRIORITY_TTL_SECONDS),
             "SCREEN_ANALYSIS_ENABLED": "false",
+            # A status change is recorded at the next pass (every second): the drawer's history and incidents.
+            "STATUS_CONFIRM_SECONDS": "0",
+            "STATUS_EVALUATION_INTERVAL_SECONDS": "1",
         },
     )
     server.start()

@@ -8,7 +8,9 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiomqtt
 import httpx
@@ -144,7 +146,76 @@ class TestFleet:
         await expect(page.locator("#drawer")).to_be_hidden()
 
 
+async def until(
+    check: Callable[[], Awaitable[dict[str, Any] | None]], what: str, seconds: float = 30.0
+) -> dict[str, Any]:
+    """Poll an async check (returning a JSON answer or None) until it answers, with a deadline."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answer = await check()
+        if answer is not None:
+            return answer
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never: {what}")
+
+
 class TestDrawer:
+    async def test_uptime_status_history_and_incidents_of_the_display(
+        self, page: Page, dashboard_server: LiveServer, api: httpx.AsyncClient
+    ) -> None:
+        prefix = unique("incident")
+        fleet = school_fleet(prefix)
+        crashing, calm = fleet[0], fleet[1]  # both healthy when put in
+        await put_fleet(api, [crashing, calm])
+        base = f"/api/clients/{crashing.uuid}"
+
+        async def tracked() -> dict[str, Any] | None:
+            client = (await api.get(base)).json()
+            return client if client["uptime_24h"] is not None else None
+
+        await until(tracked, "the evaluator saw the display")
+        crashed = await api.post(f"{base}/health", json={"process_status": "crashed"})
+        assert crashed.status_code == 204
+
+        async def incident() -> dict[str, Any] | None:
+            listed = (await api.get("/api/incidents", params={"client_uuid": crashing.uuid})).json()
+            return listed["incidents"][0] if listed["incidents"] else None
+
+        opened = await until(incident, "an incident opened")
+        on_call = await api.post("/api/tokens", json={"name": unique("on-call"), "role": "admin"})
+        acked = await api.post(
+            f"/api/incidents/{opened['id']}/ack", headers={"Authorization": f"Bearer {on_call.json()['token']}"}
+        )
+        assert acked.status_code == 200, acked.text
+
+        await log_in(page, dashboard_server)
+        await page.click(tile(page, crashing.uuid))
+        uptime = page.locator('[data-section="uptime"][data-state="loaded"]')
+        for window in ("24h", "7d", "30d"):
+            await expect(uptime.locator(f'[data-window="{window}"] dd')).to_have_text(re.compile(r"^\d+\.\d %$"))
+        # Never offline since first seen.
+        await expect(uptime.locator('[data-window="24h"] dd')).to_have_text("100.0 %")
+        change = page.locator('[data-section="status-history"] li[data-transition]')
+        await expect(change).to_have_count(1)
+        await expect(change).to_have_attribute("data-from", "healthy")
+        await expect(change).to_have_attribute("data-to", "critical")
+        await expect(change).to_contain_text("Healthy → ✖ Critical")
+        await expect(change).to_contain_text("player crashed")
+        listed = page.locator(f'[data-section="incidents"] li[data-incident-id="{opened["id"]}"]')
+        await expect(listed).to_have_attribute("data-open", "true")
+        await expect(listed).to_have_attribute("data-acknowledged", "true")
+        await expect(listed).to_contain_text("OPEN")
+        await expect(listed).to_contain_text(f"acknowledged by {acked.json()['acknowledged_by']}")
+        await expect(page.locator('[data-section="incidents"] li[data-incident-id]')).to_have_count(1)
+
+        # Another display: the sections' empty states, not the first display's data.
+        await page.keyboard.press("Escape")
+        await page.click(tile(page, calm.uuid))
+        await expect(page.locator('[data-section="status-history"] [data-state="empty"]')).to_have_text(
+            "No transitions recorded yet."
+        )
+        await expect(page.locator('[data-section="incidents"] [data-state="empty"]')).to_have_text("No incidents.")
+
     async def test_logs_page_back_by_cursor_and_filter_by_level(
         self, page: Page, dashboard_server: LiveServer, api: httpx.AsyncClient
     ) -> None:

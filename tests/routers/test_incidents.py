@@ -163,6 +163,9 @@ class TestIncidents:
         assert await uuids("open=true") == ["other-1"]
         assert await uuids("open=false") == ["lobby-1"]
         assert await uuids(f"group_id={group_id}") == ["lobby-1"]
+        assert await uuids("client_uuid=lobby-1") == ["lobby-1"]
+        assert await uuids("client_uuid=other-1&open=true") == ["other-1"]
+        assert await uuids("client_uuid=nobody") == []
         assert await uuids(f"since={closed_at.isoformat().replace('+00:00', 'Z')}") == ["other-1", "lobby-1"]
         after = clock().replace(microsecond=0).isoformat().replace("+00:00", "Z")
         assert await uuids(f"since={after}") == ["other-1"]
@@ -179,7 +182,9 @@ class TestIncidents:
         missing = await client.post("/api/incidents/999999/ack", headers=superadmin)
         assert (missing.status_code, missing.json()) == (404, {"error": "Incident not found"})
 
-    @pytest.mark.parametrize("query", ["open=maybe", "group_id=0", "since=yesterday", "limit=0"])
+    @pytest.mark.parametrize(
+        "query", ["open=maybe", "group_id=0", "since=yesterday", "limit=0", "client_uuid=no%20spaces"]
+    )
     async def test_bad_filters_are_400(self, client: httpx.AsyncClient, superadmin: dict[str, str], query: str) -> None:
         response = await client.get(f"/api/incidents?{query}", headers=superadmin)
         assert response.status_code == 400

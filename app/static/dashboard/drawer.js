@@ -1,10 +1,27 @@
-// A display's drawer: details, the priority image vs its fallback, error summary, logs (level filter,
-// paging by cursor) and the screenshot history with type badges.
-import { getJson, thumbnailUrl } from "./api.js";
-import { STATUS, TYPE_LABEL, clockTime, displayName, element, reasonWords } from "./format.js";
+// A display's drawer: details, uptime, the priority image vs its fallback, error summary, status history,
+// incidents, logs (level filter, paging by cursor) and the screenshot history with type badges.
+import { ApiError, getJson, thumbnailUrl } from "./api.js";
+import { STATUS, TYPE_LABEL, clockTime, displayName, element, percent, reasonWords } from "./format.js";
 
 const LOG_PAGE = 50;
 const LEVELS = ["", "ERROR", "WARN", "INFO", "DEBUG"];
+const HISTORY_HOURS = 168;
+const INCIDENT_LIMIT = 20;
+const UPTIME_WINDOWS = [["24h", "24 h", "uptime_24h"], ["7d", "7 days", "uptime_7d"], ["30d", "30 days", "uptime_30d"]];
+
+function statusText(status) {
+  if (!status) return "(first seen)";
+  const known = STATUS[status];
+  return known ? `${known.icon} ${known.word}` : status;
+}
+
+// A section whose data did not come: its own words (403: the role may not read it), never a broken drawer.
+function failure(error, what) {
+  if (error instanceof ApiError && error.status === 403) {
+    return element("p", { class: "muted", "data-state": "forbidden", text: `Not allowed: your role cannot read ${what}.` });
+  }
+  return element("p", { class: "muted", "data-state": "error", text: `Could not load ${what}: ${error.message}` });
+}
 
 export class Drawer {
   constructor({ root, title, body, closeButton, fleet }) {
@@ -31,13 +48,23 @@ export class Drawer {
     this.title.textContent = displayName(client);
     this.body.replaceChildren(
       this.detailsSection(client),
+      this.uptimeSection(),
       this.imageSection(),
       this.errorSection(client),
+      this.statusHistorySection(),
+      this.incidentsSection(),
       this.logsSection(),
       this.historySection(),
     );
     this.root.querySelector(".close").focus();
-    await Promise.allSettled([this.loadImage(), this.loadLogs(null), this.loadHistory()]);
+    await Promise.allSettled([
+      this.loadUptime(),
+      this.loadImage(),
+      this.loadStatusHistory(),
+      this.loadIncidents(),
+      this.loadLogs(null),
+      this.loadHistory(),
+    ]);
   }
 
   close() {
@@ -75,6 +102,39 @@ export class Drawer {
     const list = element("dl", { class: "details" });
     for (const [label, value] of rows) list.append(element("dt", { text: label }), element("dd", { text: String(value) }));
     return element("section", { "data-section": "details" }, element("h3", { text: "Details" }), list);
+  }
+
+  uptimeSection() {
+    const list = element("dl", { class: "uptime" });
+    for (const [key, label] of UPTIME_WINDOWS) {
+      list.append(element("div", { "data-window": key }, element("dt", { text: label }), element("dd", { text: "…" })));
+    }
+    return element(
+      "section",
+      { "data-section": "uptime", "data-state": "loading" },
+      element("h3", { text: "Uptime (not offline)" }),
+      list,
+    );
+  }
+
+  async loadUptime() {
+    const uuid = this.uuid;
+    const section = this.body.querySelector('[data-section="uptime"]');
+    let client;
+    try {
+      client = await getJson(`/api/clients/${encodeURIComponent(uuid)}`);
+    } catch (error) {
+      if (uuid !== this.uuid) return;
+      section.dataset.state = "failed";
+      section.querySelector(".uptime").replaceWith(failure(error, "the uptime"));
+      return;
+    }
+    if (uuid !== this.uuid) return;
+    for (const [key, , field] of UPTIME_WINDOWS) {
+      // null: the evaluator has not seen the display yet.
+      section.querySelector(`[data-window="${key}"] dd`).textContent = percent(client[field]);
+    }
+    section.dataset.state = "loaded";
   }
 
   imageSection() {
@@ -132,6 +192,91 @@ export class Drawer {
         text: latest ? `Latest error (${clockTime(latest.timestamp)}): ${latest.message}` : "No error logged.",
       }),
     );
+  }
+
+  statusHistorySection() {
+    return element(
+      "section",
+      { "data-section": "status-history", "data-state": "loading" },
+      element("h3", { text: "Status history (7 days)" }),
+      element("ol", { class: "transitions" }, element("li", { class: "muted", text: "loading…" })),
+    );
+  }
+
+  async loadStatusHistory() {
+    const uuid = this.uuid;
+    const section = this.body.querySelector('[data-section="status-history"]');
+    let answer;
+    try {
+      answer = await getJson(`/api/clients/${encodeURIComponent(uuid)}/status-history?hours=${HISTORY_HOURS}`);
+    } catch (error) {
+      if (uuid !== this.uuid) return;
+      section.dataset.state = "failed";
+      section.querySelector(".transitions").replaceWith(failure(error, "the status history"));
+      return;
+    }
+    if (uuid !== this.uuid) return;
+    // Oldest first from the API; the newest is what an operator looks for.
+    const items = [...answer.transitions].reverse().map((change) => {
+      const reasons = reasonWords(change.reasons).join(", ");
+      return element(
+        "li",
+        { "data-transition": "", "data-from": change.from ?? "", "data-to": change.to },
+        element("span", { class: "time", text: clockTime(change.at) }),
+        element("span", { class: "change", text: `${statusText(change.from)} → ${statusText(change.to)}` }),
+        element("span", { class: "why", text: reasons ? `(${reasons})` : "" }),
+      );
+    });
+    if (!items.length) items.push(element("li", { class: "muted", "data-state": "empty", text: "No transitions recorded yet." }));
+    section.querySelector(".transitions").replaceChildren(...items);
+    section.dataset.state = "loaded";
+  }
+
+  incidentsSection() {
+    return element(
+      "section",
+      { "data-section": "incidents", "data-state": "loading" },
+      element("h3", { text: "Incidents" }),
+      element("ol", { class: "incidents" }, element("li", { class: "muted", text: "loading…" })),
+    );
+  }
+
+  async loadIncidents() {
+    const uuid = this.uuid;
+    const section = this.body.querySelector('[data-section="incidents"]');
+    const query = new URLSearchParams({ client_uuid: uuid, limit: String(INCIDENT_LIMIT) });
+    let answer;
+    try {
+      answer = await getJson(`/api/incidents?${query}`);
+    } catch (error) {
+      if (uuid !== this.uuid) return;
+      section.dataset.state = "failed";
+      section.querySelector(".incidents").replaceWith(failure(error, "incidents"));
+      return;
+    }
+    if (uuid !== this.uuid) return;
+    const items = answer.incidents.map((incident) => {
+      const reasons = reasonWords(incident.reasons).join(", ");
+      const state = incident.open ? "OPEN" : `closed ${clockTime(incident.closed_at)}`;
+      const acknowledged = incident.acknowledged_at
+        ? `acknowledged by ${incident.acknowledged_by ?? "?"} at ${clockTime(incident.acknowledged_at)}`
+        : "not acknowledged";
+      return element(
+        "li",
+        {
+          "data-incident-id": incident.id,
+          "data-open": String(incident.open),
+          "data-acknowledged": String(Boolean(incident.acknowledged_at)),
+        },
+        element("span", { class: "state", text: state }),
+        element("span", { class: "change", text: `${statusText(incident.status)}${reasons ? ` — ${reasons}` : ""}` }),
+        element("span", { class: "time", text: `opened ${clockTime(incident.opened_at)}` }),
+        element("span", { class: "ack", text: acknowledged }),
+      );
+    });
+    if (!items.length) items.push(element("li", { class: "muted", "data-state": "empty", text: "No incidents." }));
+    section.querySelector(".incidents").replaceChildren(...items);
+    section.dataset.state = "loaded";
   }
 
   logsSection() {

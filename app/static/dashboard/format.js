@@ -43,6 +43,12 @@ export function clockTime(iso) {
   return new Date(iso).toLocaleString(undefined, { hour12: false });
 }
 
+// A share (0..1) as a percentage; null (not measured yet) as a dash.
+export function percent(share) {
+  if (share === null || share === undefined) return "–";
+  return `${(share * 100).toFixed(1)} %`;
+}
+
 export function duration(milliseconds) {
   const seconds = Math.max(0, Math.ceil(milliseconds / 1000));
   const minutes = Math.floor(seconds / 60);
