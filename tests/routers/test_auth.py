@@ -40,6 +40,8 @@ ENDPOINTS: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ("GET", "/screenshots/{client_uuid}/priority", "user", {}),
     ("GET", "/screenshots/{client_uuid}/history/{screenshot_id}", "user", {}),
     ("GET", "/api/clients/{client_uuid}/screenshots", "user", {}),
+    # Unknown hash: 404 once authorised (a known one is tested in tests/routers/test_thumbnails.py).
+    ("GET", "/thumbnails/{screenshot_hash}", "user", {"params": {"w": 160}}),
     ("GET", "/api/client-logs/{client_uuid}/logs", "admin", {}),
     ("GET", "/api/client-logs/summary", "admin", {}),
     ("GET", "/api/client-logs/recent-errors", "admin", {}),
@@ -62,6 +64,9 @@ ENDPOINTS: list[tuple[str, str, str | None, dict[str, Any]]] = [
     ),
     ("DELETE", "/api/maintenance-windows/{window_id}", "admin", {}),
     ("GET", "/api/client-logs/monitoring-overview", "superadmin", {}),
+    # A bad Last-Event-ID is a 400 once authorised: the stream itself never ends, so it is not opened here
+    # (tests/services/test_events.py and tests/live/test_event_stream.py read it).
+    ("GET", "/api/events", "superadmin", {"headers": {"Last-Event-ID": "not-an-id"}}),
     ("DELETE", "/api/clients/{client_uuid}", "superadmin", {}),
     ("GET", "/api/tokens", "superadmin", {}),
     ("POST", "/api/tokens", "superadmin", {"json": {"name": "t", "role": "user"}}),
@@ -98,6 +103,7 @@ def concrete(path: str) -> str:
         .replace("{incident_id}", "4242")
         .replace("{webhook_id}", "4242")
         .replace("{window_id}", "4242")
+        .replace("{screenshot_hash}", "0" * 32)
     )
 
 
