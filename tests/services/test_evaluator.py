@@ -72,7 +72,11 @@ class TestTransitions:
         self, evaluator: StatusEvaluator, state: AppState, clock: Clock, session: AsyncSession
     ) -> None:
         await beat(state, clock, "d1", process_status="running")
-        async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as shot_session:
+        async with unit_of_work(
+            state.session_factory,
+            screenshots_dir=state.settings.screenshots_dir,
+            grace_seconds=state.settings.heartbeat_grace_seconds,
+        ) as shot_session:
             await store_screenshot(
                 shot_session,
                 settings=state.settings,
@@ -220,7 +224,11 @@ class TestWhatAPassReads:
     ) -> None:
 
         async def shot(color: tuple[int, int, int]) -> None:
-            async with unit_of_work(state.session_factory, screenshots_dir=state.settings.screenshots_dir) as writer:
+            async with unit_of_work(
+                state.session_factory,
+                screenshots_dir=state.settings.screenshots_dir,
+                grace_seconds=state.settings.heartbeat_grace_seconds,
+            ) as writer:
                 await store_screenshot(
                     writer,
                     settings=state.settings,
