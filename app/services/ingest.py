@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, or_, tuple_, update
+from sqlalchemy import Row, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -71,6 +71,26 @@ async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, 
     ]
     if rows:
         await execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
+
+
+async def lock_clients(session: AsyncSession, client_uuids: Iterable[str]) -> None:
+    """On PostgreSQL, lock these (existing) clients rows `FOR NO KEY UPDATE`, in uuid order: one statement.
+
+    A unit of work whose status check (`events.check_status`) will lock a display's row at the end
+    locks it here first, before it writes the display's `latest_logs` row, so every writer takes the
+    clients row, then `latest_logs`, and none deadlocks (SQLite serialises writers: nothing to do).
+    """
+    uuids = sorted(set(client_uuids))
+    if uuids and session.get_bind().dialect.name == "postgresql":
+        await session.execute(_CLIENT_LOCK, {"client_uuids": uuids})
+
+
+_CLIENT_LOCK = (
+    select(_CLIENTS.c.uuid)
+    .where(_CLIENTS.c.uuid.in_(bindparam("client_uuids", expanding=True)))
+    .order_by(_CLIENTS.c.uuid)
+    .with_for_update(key_share=True)  # `FOR NO KEY UPDATE`: no conflict with the logs' foreign key locks
+)
 
 
 @functools.cache
@@ -169,17 +189,26 @@ def _stored_time(record: LogRecord, *, now: datetime) -> tuple[datetime, Mapping
     return timestamp, record.context
 
 
-async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime) -> int:
+# The levels whose logs make the unit of work check the display's status.
+STATUS_LEVELS = frozenset({"ERROR", "WARN"})
+
+
+async def record_logs(
+    session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime, clients_locked: bool = False
+) -> int:
     """Store log lines of one or many displays; a repeated `message_id` is accepted and ignored.
 
     `now` is the arrival time: the time of logs without one, or whose time is too far ahead. Keeps the
     rollups, the per-level totals and each client's newest log and error in step with what was really
     inserted. Returns how many entries were accepted (repeats included). Logs do
-    not touch `last_alive`.
+    not touch `last_alive`. The clients rows of displays with ERROR or WARN lines are locked first
+    (`lock_clients`) unless the caller did (`clients_locked`).
     """
     if not entries:
         return 0
     await ensure_clients(session, (uuid for uuid, _ in entries), now=now)
+    if not clients_locked:
+        await lock_clients(session, (uuid for uuid, record in entries if record.level in STATUS_LEVELS))
     rows = []
     for uuid, record in entries:
         timestamp, context = _stored_time(record, now=now)
