@@ -133,7 +133,10 @@ def _status_query(dialect: str) -> Any:
     """These clients' status inputs, their announced status, and whether they have ERROR/WARN logs in the window.
 
     On PostgreSQL the rows are locked (in uuid order, as the ingest writes lock them): a concurrent
-    unit of work announcing the same display waits and then reads what this one announced.
+    unit of work announcing the same display waits and then reads what this one announced. The lock
+    is `FOR NO KEY UPDATE`, which the heartbeat upsert takes too and which does not conflict with the
+    `KEY SHARE` locks a log insert takes through its foreign key; a unit of work that writes
+    `latest_logs` locks these rows before it (`ingest.lock_clients`), so both lock in one order.
     """
     query = (
         select(
@@ -152,7 +155,8 @@ def _status_query(dialect: str) -> Any:
         .order_by(_CLIENTS.c.uuid)
     )
     if dialect == "postgresql":
-        query = query.with_for_update(of=_CLIENTS)
+        # `key_share` without `read` is `FOR NO KEY UPDATE`.
+        query = query.with_for_update(of=_CLIENTS, key_share=True)
     return query
 
 

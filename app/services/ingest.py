@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, or_, tuple_, update
+from sqlalchemy import Row, and_, bindparam, case, func, literal_column, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -73,6 +73,26 @@ async def ensure_clients(session: AsyncSession, client_uuids: Iterable[str], *, 
         await execute_many(session, _client_registration(session.get_bind().dialect.name), rows)
 
 
+async def lock_clients(session: AsyncSession, client_uuids: Iterable[str]) -> None:
+    """On PostgreSQL, lock these (existing) clients rows `FOR NO KEY UPDATE`, in uuid order: one statement.
+
+    A unit of work whose status check (`events.check_status`) will lock a display's row at the end
+    locks it here first, before it writes the display's `latest_logs` row, so every writer takes the
+    clients row, then `latest_logs`, and none deadlocks (SQLite serialises writers: nothing to do).
+    """
+    uuids = sorted(set(client_uuids))
+    if uuids and session.get_bind().dialect.name == "postgresql":
+        await session.execute(_CLIENT_LOCK, {"client_uuids": uuids})
+
+
+_CLIENT_LOCK = (
+    select(_CLIENTS.c.uuid)
+    .where(_CLIENTS.c.uuid.in_(bindparam("client_uuids", expanding=True)))
+    .order_by(_CLIENTS.c.uuid)
+    .with_for_update(key_share=True)  # `FOR NO KEY UPDATE`: no conflict with the logs' foreign key locks
+)
+
+
 @functools.cache
 def _client_registration(dialect: str) -> Any:
     statement = rows_insert(dialect, _CLIENTS, ("uuid", "registration_time", "is_active", "changed_at"))
@@ -111,11 +131,36 @@ async def record_heartbeats(session: AsyncSession, beats: Sequence[tuple[str, Ma
             }
         )
     dialect = session.get_bind().dialect.name
+    checked: list[str] = []
     for names, rows in groups.items():
-        await execute_many(session, _heartbeat_upsert(dialect, names), rows)
-    if merged:
+        result = await execute_many(session, _heartbeat_upsert(dialect, names), rows)
+        checked.extend(row.uuid for row in result if heartbeat_may_change_status(row, at=merged[row.uuid][1]))
+    if checked:
         # A sign of life may revive a display; health fields may change its status (SPEC §11's live feed).
-        events.check_status(session, merged, now=max(at for _, at, _ in merged.values()))
+        events.check_status(session, checked, now=max(at for _, at, _ in merged.values()))
+
+
+def heartbeat_may_change_status(row: Row[Any], *, at: datetime) -> bool:
+    """Whether this heartbeat upsert's returned row needs a status check (`flush_events`' statement).
+
+    A heartbeat makes the display alive: it can change the announced status only if that is offline
+    or not announced yet; if a field the status rules read changed (the upsert then sets `changed_at`
+    to the heartbeat's time; a row that equals it for another reason is checked too); or if the
+    status is critical (warning) and no ERROR (WARN) log is left in the status window, so it may
+    have ended with time. New logs, screenshots and `offline` check the status in their own unit of
+    work, and the ticker announces heartbeats turning late.
+    """
+    if row.changed_at == at:
+        return True
+    since = at - events.STATUS_WINDOW
+    newest: datetime | None
+    if row.announced_status == "critical":
+        newest = row.newest_error
+    elif row.announced_status == "warning":
+        newest = row.newest_warn
+    else:
+        return bool(row.announced_status != "healthy")
+    return newest is None or newest < since
 
 
 @functools.cache
@@ -124,6 +169,7 @@ def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
 
     Counts the heartbeats, and moves `changed_at` only when a field the status rules read changes
     (the status evaluator re-reads those displays; a plain heartbeat is found by its `last_alive`).
+    Returns each row's uuid, announced status and `changed_at` (`heartbeat_may_change_status`).
     """
     columns = ("uuid", "registration_time", "is_active", *names, "last_alive", "heartbeat_count", "changed_at")
     statement = rows_insert(dialect, _CLIENTS, columns)
@@ -133,7 +179,20 @@ def _heartbeat_upsert(dialect: str, names: tuple[str, ...]) -> Any:
     status_inputs = [stored[name].is_distinct_from(offered[name]) for name in names if name in STATUS_INPUTS]
     if status_inputs:
         updated["changed_at"] = case((or_(*status_inputs), offered.changed_at), else_=stored.changed_at)
-    return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated)
+    returned = (stored.uuid, stored.announced_status, stored.changed_at, *_NEWEST_STATUS_LOGS)
+    return statement.on_conflict_do_update(index_elements=["uuid"], set_=updated).returning(*returned)
+
+
+# The display's newest ERROR and WARN times (`latest_logs`' pointers, one primary-key probe), which
+# tell a heartbeat whether a critical or warning status can have ended with its logs leaving the window.
+_NEWEST_STATUS_LOGS = tuple(
+    select(_LATEST.c[f"{kind}_timestamp"])
+    # Spelled out: SQLAlchemy does not correlate a subquery in RETURNING with the table written.
+    .where(_LATEST.c.client_uuid == literal_column("clients.uuid"))
+    .scalar_subquery()
+    .label(f"newest_{kind}")
+    for kind in ("error", "warn")
+)
 
 
 async def record_health(session: AsyncSession, *, client_uuid: str, fields: Mapping[str, Any], now: datetime) -> None:
@@ -169,17 +228,26 @@ def _stored_time(record: LogRecord, *, now: datetime) -> tuple[datetime, Mapping
     return timestamp, record.context
 
 
-async def record_logs(session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime) -> int:
+# The levels whose logs make the unit of work check the display's status.
+STATUS_LEVELS = frozenset({"ERROR", "WARN"})
+
+
+async def record_logs(
+    session: AsyncSession, entries: Sequence[tuple[str, LogRecord]], *, now: datetime, clients_locked: bool = False
+) -> int:
     """Store log lines of one or many displays; a repeated `message_id` is accepted and ignored.
 
     `now` is the arrival time: the time of logs without one, or whose time is too far ahead. Keeps the
     rollups, the per-level totals and each client's newest log and error in step with what was really
     inserted. Returns how many entries were accepted (repeats included). Logs do
-    not touch `last_alive`.
+    not touch `last_alive`. The clients rows of displays with ERROR or WARN lines are locked first
+    (`lock_clients`) unless the caller did (`clients_locked`).
     """
     if not entries:
         return 0
     await ensure_clients(session, (uuid for uuid, _ in entries), now=now)
+    if not clients_locked:
+        await lock_clients(session, (uuid for uuid, record in entries if record.level in STATUS_LEVELS))
     rows = []
     for uuid, record in entries:
         timestamp, context = _stored_time(record, now=now)

@@ -58,6 +58,13 @@ async def apply_actions(session: AsyncSession, actions: Sequence[Action], *, set
         if not isinstance(action, LogLine):
             displays.setdefault(action.client_uuid, _Display()).add(action)
     ordered = sorted(displays.items())
+    logs = [(action.client_uuid, action.record) for action in actions if isinstance(action, LogLine)]
+    checked_logs = {client_uuid for client_uuid, record in logs if record.level in ingest.STATUS_LEVELS}
+    if checked_logs and session.get_bind().dialect.name == "postgresql":
+        # Lock every known clients row this batch writes before any of them, in uuid order (the heartbeat
+        # upserts lock theirs one set of fields at a time, and the logs' status check comes last).
+        await ingest.ensure_clients(session, checked_logs, now=now)
+        await ingest.lock_clients(session, checked_logs | displays.keys())
     before_shots: list[tuple[str, dict[str, Any], datetime]] = []
     after_shots: list[tuple[str, dict[str, Any], datetime]] = []
     for client_uuid, display in ordered:
@@ -85,6 +92,5 @@ async def apply_actions(session: AsyncSession, actions: Sequence[Action], *, set
             # `online` alone registers the display but is no heartbeat.
             announced_only.append(client_uuid)
     await ingest.ensure_clients(session, announced_only, now=now)
-    logs = [(action.client_uuid, action.record) for action in actions if isinstance(action, LogLine)]
     if logs:
-        await ingest.record_logs(session, logs, now=now)
+        await ingest.record_logs(session, logs, now=now, clients_locked=True)

@@ -24,7 +24,7 @@ from app.services.event_feed import EventFeed, Subscription
 from app.services.event_ticker import tick
 from app.services.events import EVENT_RETENTION, delete_old_events, event_row, events_after, write_events
 from app.state import AppState
-from tests.conftest import Clock, TokenMaker
+from tests.conftest import Clock, StatementCounter, TokenMaker
 from tests.helpers import heartbeat, log, png_bytes, post_logs
 
 DEADLINE_SECONDS = 2.0
@@ -203,6 +203,80 @@ async def write(state: AppState, clock: Clock, *names: str) -> None:
     async with state.session_factory() as session, session.begin():
         rows = [event_row(kind="status", client_uuid=name, data={"uuid": name}, at=clock()) for name in names]
         await write_events(session, rows)
+
+
+class TestHeartbeatStatusChecks:
+    """A heartbeat checks the status only when it can change the announced one (issue #9's ingest cost)."""
+
+    async def tick(self, state: AppState, clock: Clock) -> None:
+        await tick(
+            state.session_factory,
+            now=clock(),
+            grace_seconds=state.settings.heartbeat_grace_seconds,
+            ttl_seconds=state.settings.PRIORITY_SCREENSHOT_TTL_SECONDS,
+        )
+
+    @staticmethod
+    def status_checks(counter: StatementCounter) -> list[str]:
+        """The status statements (the only ones with a probe of `client_logs`) seen by the counter."""
+        return [statement for statement in counter.statements if "FROM client_logs" in statement]
+
+    async def test_a_heartbeat_that_changes_nothing_skips_the_check(
+        self,
+        client: httpx.AsyncClient,
+        device: dict[str, str],
+        clock: Clock,
+        statement_counter: StatementCounter,
+    ) -> None:
+        await heartbeat(client, device, "disp-1", {"process_status": "running"})
+        await post_logs(client, device, "disp-1", [log("ERROR", "boom")])
+        statement_counter.counting = True
+        clock.advance(1)  # a heartbeat at the very time of the last change is checked, to be safe
+        await heartbeat(client, device, "disp-1", {"process_status": "running"})
+        clock.advance(1)
+        await heartbeat(client, device, "disp-1")
+        assert self.status_checks(statement_counter) == []
+        await heartbeat(client, device, "disp-1", {"process_status": "crashed"})
+        assert len(self.status_checks(statement_counter)) == 1
+
+    async def test_the_first_heartbeat_and_a_revival_are_checked(
+        self,
+        client: httpx.AsyncClient,
+        device: dict[str, str],
+        state: AppState,
+        clock: Clock,
+        statement_counter: StatementCounter,
+    ) -> None:
+        await post_logs(client, device, "disp-1", [log("WARN", "odd")])  # registered, never alive: offline
+        await heartbeat(client, device, "disp-1")
+        await self.tick(state, clock)
+        clock.advance(state.settings.heartbeat_grace_seconds + 1)
+        await self.tick(state, clock)
+        statement_counter.counting = True
+        await heartbeat(client, device, "disp-1")
+        assert len(self.status_checks(statement_counter)) == 1
+        changes = [(data["old"], data["new"]) for _, _, data in await stored_events(state, kind="status")]
+        assert changes == [(None, "offline"), ("offline", "warning"), ("warning", "offline"), ("offline", "warning")]
+
+    async def test_a_heartbeat_announces_logs_leaving_the_window(
+        self, client: httpx.AsyncClient, device: dict[str, str], state: AppState, clock: Clock
+    ) -> None:
+        await heartbeat(client, device, "disp-1")
+        await post_logs(client, device, "disp-1", [log("WARN", "odd")])
+        await heartbeat(client, device, "disp-1")
+        clock.advance(timedelta(hours=24).total_seconds() + 1)
+        await heartbeat(client, device, "disp-1")
+        changes = [(data["old"], data["new"]) for _, _, data in await stored_events(state, kind="status")]
+        assert changes == [(None, "healthy"), ("healthy", "warning"), ("warning", "healthy")]
+
+    async def test_a_crash_is_checked_until_it_ends(
+        self, client: httpx.AsyncClient, device: dict[str, str], state: AppState
+    ) -> None:
+        await heartbeat(client, device, "disp-1", {"process_status": "crashed"})
+        await heartbeat(client, device, "disp-1")
+        await heartbeat(client, device, "disp-1", {"process_status": "running"})
+        changes = [(data["old"], data["new"]) for _, _, data in await stored_events(state, kind="status")]
+        assert changes == [(None, "critical"), ("critical", "healthy")]
 
 
 class TestFeed:
