@@ -58,7 +58,7 @@ from app.services.notifications import (
     incident_payload,
     write_notifications,
 )
-from app.services.status import client_status, is_alive, status_reasons
+from app.services.status import reasons_of, status_of
 from app.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -281,30 +281,8 @@ def observe(row: Any, *, now: datetime, grace_seconds: int) -> tuple[DisplayStat
         "ERROR": int(row.error_timestamp is not None and row.error_timestamp >= since),
         "WARN": int(row.warn_timestamp is not None and row.warn_timestamp >= since),
     }
-    alive = is_alive(
-        is_active=row.is_active,
-        last_alive=row.last_alive,
-        offline_announced_at=row.offline_announced_at,
-        now=now,
-        grace_seconds=grace_seconds,
-    )
-    status = client_status(
-        alive=alive,
-        process_status=row.process_status,
-        screen_health_status=row.screen_health_status,
-        log_counts=counts,
-        detected_screen_health=row.detected_screen_health,
-    )
-    reasons = status_reasons(
-        status=status,
-        is_active=row.is_active,
-        last_alive=row.last_alive,
-        offline_announced_at=row.offline_announced_at,
-        process_status=row.process_status,
-        screen_health_status=row.screen_health_status,
-        log_counts=counts,
-        detected_screen_health=row.detected_screen_health,
-    )
+    status = status_of(row, log_counts=counts, now=now, grace_seconds=grace_seconds)
+    reasons = reasons_of(row, status=status, log_counts=counts)
     return status, tuple(reasons)
 
 

@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import json_values
 from app.db import execute_many, rows_insert
-from app.models import Client, ClientLog, DisplayStatus, Event, StatusReason, UTCDateTime
-from app.services.status import client_status, is_alive, status_reasons
+from app.models import Client, ClientLog, Event, UTCDateTime
+from app.services.status import reasons_of, status_of
 
 EventKind = Literal["status", "screenshot", "priority", "error"]
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
@@ -176,32 +176,10 @@ async def announce_status_changes(
     events: list[dict[str, Any]] = []
     for row in rows:
         counts = {"ERROR": int(bool(row.error)), "WARN": int(bool(row.warn))}
-        alive = is_alive(
-            is_active=row.is_active,
-            last_alive=row.last_alive,
-            offline_announced_at=row.offline_announced_at,
-            now=now,
-            grace_seconds=grace_seconds,
-        )
-        status: DisplayStatus = client_status(
-            alive=alive,
-            process_status=row.process_status,
-            screen_health_status=row.screen_health_status,
-            log_counts=counts,
-            detected_screen_health=row.detected_screen_health,
-        )
+        status = status_of(row, log_counts=counts, now=now, grace_seconds=grace_seconds)
         if status == row.announced_status:
             continue
-        reasons: list[StatusReason] = status_reasons(
-            status=status,
-            is_active=row.is_active,
-            last_alive=row.last_alive,
-            offline_announced_at=row.offline_announced_at,
-            process_status=row.process_status,
-            screen_health_status=row.screen_health_status,
-            log_counts=counts,
-            detected_screen_health=row.detected_screen_health,
-        )
+        reasons = reasons_of(row, status=status, log_counts=counts)
         changed.append({"uuid_": row.uuid, "status": status})
         data = {"uuid": row.uuid, "old": row.announced_status, "new": status, "reasons": reasons, "at": now}
         events.append(event_row(kind="status", client_uuid=row.uuid, data=data, at=now))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from app.models import DisplayStatus, StatusReason
 
@@ -100,3 +101,54 @@ def status_reasons(
         if log_counts.get("WARN", 0) > 0:
             reasons.append("warn_logs")
     return reasons
+
+
+class StatusInputs(Protocol):
+    """What the rules read of a display: a row of the `clients` columns of these names."""
+
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def last_alive(self) -> datetime | None: ...
+    @property
+    def offline_announced_at(self) -> datetime | None: ...
+    @property
+    def process_status(self) -> str | None: ...
+    @property
+    def screen_health_status(self) -> str | None: ...
+    @property
+    def detected_screen_health(self) -> str | None: ...
+
+
+def status_of(
+    display: StatusInputs, *, log_counts: Mapping[str, int], now: datetime, grace_seconds: int
+) -> DisplayStatus:
+    """`client_status` of a display's row (alive by `is_alive`)."""
+    alive = is_alive(
+        is_active=display.is_active,
+        last_alive=display.last_alive,
+        offline_announced_at=display.offline_announced_at,
+        now=now,
+        grace_seconds=grace_seconds,
+    )
+    return client_status(
+        alive=alive,
+        process_status=display.process_status,
+        screen_health_status=display.screen_health_status,
+        log_counts=log_counts,
+        detected_screen_health=display.detected_screen_health,
+    )
+
+
+def reasons_of(display: StatusInputs, *, status: DisplayStatus, log_counts: Mapping[str, int]) -> list[StatusReason]:
+    """`status_reasons` of a display's row that has `status`."""
+    return status_reasons(
+        status=status,
+        is_active=display.is_active,
+        last_alive=display.last_alive,
+        offline_announced_at=display.offline_announced_at,
+        process_status=display.process_status,
+        screen_health_status=display.screen_health_status,
+        log_counts=log_counts,
+        detected_screen_health=display.detected_screen_health,
+    )

@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.errors import ClientNotFound, IncidentNotFound
 from app.models import Client, DisplayState, DisplayStatus, Incident, Notification, StatusChange
+from app.services.notifications import incident_payload
 
 # The windows of the uptime in `GET /api/clients/{uuid}`, by field name.
 UPTIME_WINDOWS = {"uptime_24h": timedelta(hours=24), "uptime_7d": timedelta(days=7), "uptime_30d": timedelta(days=30)}
@@ -113,21 +114,10 @@ async def status_history(session: AsyncSession, *, client_uuid: str, since: date
 
 
 def incident_entry(incident: Incident, hostname: str | None, description: str | None) -> dict[str, Any]:
+    """The incident as `GET /api/incidents` lists it: what its notifications carry, and whether it is open."""
     return {
-        "id": incident.id,
-        "client_uuid": incident.client_uuid,
-        "hostname": hostname,
-        "description": description,
-        "group_id": incident.group_id,
-        "status": incident.status,
-        "reasons": orjson.loads(incident.reasons),
-        "opened_at": incident.opened_at,
-        "closed_at": incident.closed_at,
+        **incident_payload(incident, hostname=hostname, description=description),
         "open": incident.closed_at is None,
-        "acknowledged_at": incident.acknowledged_at,
-        "acknowledged_by": incident.acknowledged_by,
-        "screenshot_hash": incident.screenshot_hash,
-        "priority_screenshot_hash": incident.priority_screenshot_hash,
     }
 
 

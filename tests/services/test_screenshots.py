@@ -271,7 +271,9 @@ class TestStore:
     ) -> None:
         counts = []
         # The display's first screenshot also announces its status (one more statement): not counted here.
+        # Nor is a heartbeat at the very instant of a status input's change (checked again, to be safe).
         await store(state, clock, make_image(color=(255, 255, 0)))
+        clock.advance(1)
         for index in range(6):
             statement_counter.reset()
             statement_counter.counting = True
